@@ -1,0 +1,17 @@
+//! The wasmtime harness of the Teams callRecords plugin: loads the `plugin` component once per
+//! process, calls every export in a sandboxed instance (memory cap, deadline, traps as errors),
+//! and carries the conformance suite, the offline replay pipeline and the CLI's building blocks.
+
+#![deny(missing_docs)]
+
+#[allow(missing_docs)]
+pub mod bindings;
+pub mod calls;
+pub mod conformance;
+pub mod rawhttp;
+pub mod replay;
+pub mod runtime;
+pub mod synth;
+
+pub use calls::Error;
+pub use runtime::{CallError, Limits, Runtime};

@@ -1,0 +1,306 @@
+//! Microsoft Graph and Microsoft Entra: the requests the pipeline sends and the answers it reads.
+
+use std::fmt;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::http::{OutgoingRequest, check_response};
+
+/// Graph API version used for callRecords.
+pub const GRAPH_VERSION: &str = "v1.0";
+/// Scope of a Graph token.
+pub const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
+/// Scope of an Azure Monitor (Logs Ingestion) token; the double slash is Microsoft's.
+pub const MONITOR_SCOPE: &str = "https://monitor.azure.com//.default";
+/// Expansion that brings sessions and their segments with the record.
+pub const CALL_RECORD_EXPAND: &str = "sessions($expand=segments)";
+/// The link to the next page of sessions inside a callRecord.
+pub const SESSIONS_NEXT_LINK: &str = "sessions@odata.nextLink";
+/// The link to the next page of a collection.
+pub const NEXT_LINK: &str = "@odata.nextLink";
+
+/// Which API a token is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Microsoft Graph.
+    Graph,
+    /// Azure Monitor Logs Ingestion.
+    Monitor,
+}
+
+impl Scope {
+    /// The `scope` parameter value.
+    pub fn value(self) -> &'static str {
+        match self {
+            Scope::Graph => GRAPH_SCOPE,
+            Scope::Monitor => MONITOR_SCOPE,
+        }
+    }
+}
+
+/// App registration credentials. `Debug` hides the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// `https://login.microsoftonline.com` unless testing.
+    pub login_base_url: String,
+    /// Directory (tenant) id or domain.
+    pub tenant_id: String,
+    /// Application (client) id.
+    pub client_id: String,
+    /// Client secret.
+    pub client_secret: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("login_base_url", &self.login_base_url)
+            .field("tenant_id", &self.tenant_id)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// A bearer token. `Debug` hides it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccessToken {
+    /// The token.
+    pub token: String,
+    /// Lifetime in seconds from when it was issued.
+    pub expires_in_seconds: u32,
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("token", &"<redacted>")
+            .field("expires_in_seconds", &self.expires_in_seconds)
+            .finish()
+    }
+}
+
+/// One page of the List callRecords answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListPage {
+    /// Ids of the callRecords on this page.
+    pub ids: Vec<String>,
+    /// The next page, if any.
+    pub next_link: Option<String>,
+}
+
+/// The client-credentials token request (`POST {login}/{tenant}/oauth2/v2.0/token`).
+pub fn token_request(credentials: &Credentials, scope: Scope) -> Result<OutgoingRequest> {
+    let base = base_url("login-base-url", &credentials.login_base_url)?;
+    let tenant = &credentials.tenant_id;
+    if tenant.is_empty() || !tenant.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') {
+        return Err(Error::arg("tenant-id must be a directory id (GUID) or a domain name"));
+    }
+    if credentials.client_id.trim().is_empty() {
+        return Err(Error::arg("client-id is empty: set the application (client) id of the app registration"));
+    }
+    if credentials.client_secret.is_empty() {
+        return Err(Error::arg("client-secret is empty: create a client secret for the app registration"));
+    }
+    let body = form_urlencoded::Serializer::new(String::new())
+        .append_pair("grant_type", "client_credentials")
+        .append_pair("client_id", credentials.client_id.trim())
+        .append_pair("client_secret", &credentials.client_secret)
+        .append_pair("scope", scope.value())
+        .finish();
+    Ok(OutgoingRequest {
+        method: "POST".into(),
+        url: format!("{base}/{tenant}/oauth2/v2.0/token"),
+        headers: vec![
+            ("Content-Type".into(), "application/x-www-form-urlencoded".into()),
+            ("Accept".into(), "application/json".into()),
+        ],
+        body: body.into_bytes(),
+    })
+}
+
+#[derive(Deserialize)]
+struct TokenBody {
+    access_token: Option<String>,
+    expires_in: Option<Value>,
+}
+
+/// Read the token endpoint's answer.
+pub fn parse_token_response(status: u16, body: &[u8]) -> Result<AccessToken> {
+    check_response(status, &[], body, 0)?;
+    let t: TokenBody = serde_json::from_slice(body).map_err(|e| Error::json("token response", e))?;
+    let token = t
+        .access_token
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| Error::InvalidJson("token response has no access_token".into()))?;
+    // `expires_in` is a number, but some endpoints send it as a string.
+    let expires_in_seconds = match t.expires_in {
+        Some(Value::Number(n)) => n.as_u64().unwrap_or(0),
+        Some(Value::String(s)) => s.parse().unwrap_or(0),
+        _ => 0,
+    }
+    .min(u32::MAX as u64) as u32;
+    Ok(AccessToken { token, expires_in_seconds })
+}
+
+/// `GET .../communications/callRecords/{id}?$expand=sessions($expand=segments)`.
+pub fn call_record_request(graph_base_url: &str, call_id: &str, token: &str) -> Result<OutgoingRequest> {
+    let base = graph_base(graph_base_url)?;
+    check_call_id(call_id)?;
+    get(format!("{base}/communications/callRecords/{call_id}?$expand={CALL_RECORD_EXPAND}"), token)
+}
+
+/// `GET .../communications/callRecords/{id}/participants_v2`.
+pub fn participants_request(graph_base_url: &str, call_id: &str, token: &str) -> Result<OutgoingRequest> {
+    let base = graph_base(graph_base_url)?;
+    check_call_id(call_id)?;
+    get(format!("{base}/communications/callRecords/{call_id}/participants_v2"), token)
+}
+
+/// GET an `@odata.nextLink`. The link must point at the same origin as `graph_base_url`, or the
+/// bearer token would go to whoever wrote the link.
+pub fn next_page_request(graph_base_url: &str, next_link: &str, token: &str) -> Result<OutgoingRequest> {
+    let base = base_url("graph-base-url", graph_base_url)?;
+    let origin_ok = next_link.strip_prefix(base).is_some_and(|rest| rest.starts_with('/'));
+    if !origin_ok {
+        return Err(Error::arg(format!(
+            "next-link does not start with the Graph base URL {base}/: refusing to send the token elsewhere"
+        )));
+    }
+    if next_link.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Error::arg("next-link contains whitespace or control characters"));
+    }
+    get(next_link.to_string(), token)
+}
+
+/// List callRecords whose `startDateTime` is in `[start, end)`.
+pub fn list_call_records_request(graph_base_url: &str, start: &str, end: &str, token: &str) -> Result<OutgoingRequest> {
+    let base = graph_base(graph_base_url)?;
+    let s = crate::values::parse_timestamp(start).ok_or_else(|| Error::arg("start is not an ISO 8601 timestamp"))?;
+    let e = crate::values::parse_timestamp(end).ok_or_else(|| Error::arg("end is not an ISO 8601 timestamp"))?;
+    if e <= s {
+        return Err(Error::arg("end must be after start"));
+    }
+    let filter = format!(
+        "startDateTime ge {} and startDateTime lt {}",
+        crate::values::format_timestamp(s),
+        crate::values::format_timestamp(e)
+    );
+    let query =
+        form_urlencoded::Serializer::new(String::new()).append_pair("$filter", &filter).finish().replace('+', "%20");
+    get(format!("{base}/communications/callRecords?{query}"), token)
+}
+
+/// The next-page link of a callRecord (`sessions@odata.nextLink`) or of a page (`@odata.nextLink`).
+pub fn next_link(body: &str) -> Result<Option<String>> {
+    #[derive(Deserialize)]
+    struct Links {
+        #[serde(rename = "sessions@odata.nextLink")]
+        sessions: Option<String>,
+        #[serde(rename = "@odata.nextLink")]
+        page: Option<String>,
+    }
+    let links: Links = serde_json::from_str(body).map_err(|e| Error::json("Graph answer", e))?;
+    Ok(links.sessions.or(links.page).filter(|l| !l.is_empty()))
+}
+
+/// Read a List callRecords page.
+pub fn parse_list_page(body: &str) -> Result<ListPage> {
+    #[derive(Deserialize)]
+    struct Page {
+        value: Vec<IdOnly>,
+        #[serde(rename = "@odata.nextLink")]
+        next_link: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct IdOnly {
+        id: String,
+    }
+    let page: Page = serde_json::from_str(body).map_err(|e| Error::json("List callRecords page", e))?;
+    Ok(ListPage { ids: page.value.into_iter().map(|v| v.id).collect(), next_link: page.next_link })
+}
+
+/// Merge a callRecord with its further session pages and its participants_v2 pages.
+pub fn merge_pages(call_record: &str, session_pages: &[String], participant_pages: &[String]) -> Result<String> {
+    let mut record: Map<String, Value> = serde_json::from_str(call_record).map_err(|e| Error::json("callRecord", e))?;
+    record.remove(SESSIONS_NEXT_LINK);
+    let mut sessions = match record.remove("sessions") {
+        Some(Value::Array(a)) => a,
+        Some(Value::Null) | None => vec![],
+        Some(_) => return Err(Error::InvalidJson("callRecord: sessions is not an array".into())),
+    };
+    for (i, page) in session_pages.iter().enumerate() {
+        sessions.extend(page_values(page, &format!("session page {}", i + 2))?);
+    }
+    record.insert("sessions".into(), Value::Array(sessions));
+    if !participant_pages.is_empty() {
+        let mut participants = vec![];
+        for (i, page) in participant_pages.iter().enumerate() {
+            participants.extend(page_values(page, &format!("participants_v2 page {}", i + 1))?);
+        }
+        record.insert("participants_v2".into(), Value::Array(participants));
+    }
+    serde_json::to_string(&record).map_err(|e| Error::json("callRecord", e))
+}
+
+fn page_values(page: &str, what: &str) -> Result<Vec<Value>> {
+    #[derive(Deserialize)]
+    struct Page {
+        value: Vec<Value>,
+    }
+    let p: Page = serde_json::from_str(page).map_err(|e| Error::json(what, e))?;
+    Ok(p.value)
+}
+
+/// Ids are GUIDs in practice; anything that could change the URL's meaning is refused.
+pub fn is_valid_call_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 128 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn check_call_id(id: &str) -> Result<()> {
+    if is_valid_call_id(id) {
+        Ok(())
+    } else {
+        Err(Error::arg("call-id must be a callRecord id (letters, digits, '-', '_'; at most 128)"))
+    }
+}
+
+fn get(url: String, token: &str) -> Result<OutgoingRequest> {
+    Ok(OutgoingRequest {
+        method: "GET".into(),
+        url,
+        headers: vec![("Authorization".into(), bearer(token)?), ("Accept".into(), "application/json".into())],
+        body: vec![],
+    })
+}
+
+/// `Bearer {token}`, refusing tokens that would break the header.
+pub(crate) fn bearer(token: &str) -> Result<String> {
+    if token.is_empty() {
+        return Err(Error::arg("token is empty: request one with token-request first"));
+    }
+    if token.bytes().any(|b| !(0x21..=0x7e).contains(&b)) {
+        return Err(Error::arg("token contains characters a bearer token cannot have"));
+    }
+    Ok(format!("Bearer {token}"))
+}
+
+fn graph_base(url: &str) -> Result<String> {
+    Ok(format!("{}/{GRAPH_VERSION}", base_url("graph-base-url", url)?))
+}
+
+/// A base URL without its trailing slash: `http(s)://host[:port][/path]`, no query or fragment.
+pub(crate) fn base_url<'a>(name: &str, url: &'a str) -> Result<&'a str> {
+    let trimmed = url.trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"))
+        .ok_or_else(|| Error::arg(format!("{name} must start with https:// (or http:// for a local stand-in)")))?;
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() || rest.contains(['?', '#', '@']) || rest.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Error::arg(format!("{name} must be a plain base URL such as https://host[:port]")));
+    }
+    Ok(trimmed)
+}

@@ -1,0 +1,31 @@
+//! Microsoft Teams callRecords -> Microsoft Sentinel: the sans-IO core.
+//!
+//! Every Graph and Azure Monitor rule of the project lives here, once, as plain functions from
+//! bytes and values to values and requests. Nothing here performs IO or reads a clock (the
+//! current time is an argument), so the same code runs natively, in the WASI component, and in
+//! every host adapter.
+//!
+//! | module | job |
+//! |---|---|
+//! | [`webhook`] | Graph change-notification endpoint: handshake, deliveries, lifecycle |
+//! | [`graph`] | token, callRecord, page and List requests; merging pages |
+//! | [`expand`] | callRecord -> typed rows |
+//! | [`schema`] | the tables those rows fill |
+//! | [`sentinel`] | batching and Logs Ingestion / Data Collector requests |
+//! | [`http`] | request/response shapes and the judge of every service answer |
+
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod expand;
+pub mod graph;
+pub mod http;
+pub mod schema;
+pub mod sentinel;
+pub mod values;
+pub mod webhook;
+
+#[cfg(target_arch = "wasm32")]
+mod component;
+
+pub use error::{Error, Result, ServiceError};
