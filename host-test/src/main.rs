@@ -222,7 +222,7 @@ fn outcome_json(o: &webhook::Outcome) -> serde_json::Value {
     let headers: serde_json::Map<String, serde_json::Value> =
         o.response.headers.iter().map(|(n, v)| (n.clone(), json!(v))).collect();
     json!({
-        "kind": format!("{:?}", o.kind).to_lowercase(),
+        "kind": o.kind.wit_name(),
         "response": {
             "status": o.response.status,
             "headers": headers,
@@ -233,11 +233,11 @@ fn outcome_json(o: &webhook::Outcome) -> serde_json::Value {
             "changeType": n.change_type, "resource": n.resource, "subscriptionExpiration": n.subscription_expiration,
         })).collect::<Vec<_>>(),
         "lifecycle": o.lifecycle.iter().map(|l| json!({
-            "kind": format!("{:?}", l.kind), "event": l.event, "subscriptionId": l.subscription_id,
+            "kind": l.kind.wit_name(), "event": l.event, "subscriptionId": l.subscription_id,
             "tenantId": l.tenant_id, "subscriptionExpiration": l.subscription_expiration,
         })).collect::<Vec<_>>(),
         "rejected": o.rejected.iter().map(|r| json!({
-            "index": r.index, "reason": format!("{:?}", r.reason), "detail": r.detail,
+            "index": r.index, "reason": r.reason.wit_name(), "detail": r.detail,
         })).collect::<Vec<_>>(),
         "duplicates": o.duplicates,
     })

@@ -104,7 +104,7 @@ pub fn run(rt: &Runtime, examples: &Path, out: &Path, progress: &mut dyn FnMut(S
             line += &format!("; lifecycle {} for subscription {}", l.event, l.subscription_id);
         }
         for r in &o.rejected {
-            *summary.rejected.entry(format!("{:?}", r.reason)).or_default() += 1;
+            *summary.rejected.entry(r.reason.wit_name().to_string()).or_default() += 1;
             line += &format!("; rejected item {}: {}", r.index, r.detail);
         }
         summary.lifecycle_events += o.lifecycle.len();

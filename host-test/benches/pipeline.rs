@@ -1,0 +1,85 @@
+//! `cargo bench -p host-test`: the four figures of the foundation, measured in one run.
+//!
+//! 1. expansion throughput through the component vs native (ratio; goal >= 0.8)
+//! 2. native expansion vs a plain serde_json::Value parse + serialize of the same bytes (goal >= 1.5x)
+//! 3. webhook handling latency through the component, per-call instantiation included (goal p99 < 1 ms)
+//! 4. component size (goal <= 400 KB)
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use host_test::conformance::{demo_settings, fixtures};
+use host_test::rawhttp::parse_request;
+use host_test::runtime::EMBEDDED_PLUGIN;
+use host_test::{Runtime, synth};
+
+const SESSIONS: usize = 500;
+const MEASURE: Duration = Duration::from_secs(3);
+const WEBHOOK_CALLS: usize = 5000;
+
+/// Runs `f` repeatedly for about `MEASURE`; returns MB/s over `bytes` per run.
+fn throughput(bytes: usize, mut f: impl FnMut()) -> f64 {
+    for _ in 0..3 {
+        f();
+    }
+    let start = Instant::now();
+    let mut runs = 0u32;
+    while start.elapsed() < MEASURE {
+        f();
+        runs += 1;
+    }
+    bytes as f64 * f64::from(runs) / start.elapsed().as_secs_f64() / 1e6
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo test --benches` asks for the list of benchmarks
+    }
+    let rt = Runtime::embedded().expect("component loads");
+    let record = synth::group_call(SESSIONS);
+    let bytes = record.len();
+    let rows: usize = callrecords::expand::expand(&record).unwrap().iter().map(|t| t.rows.len()).sum();
+    println!("input: generated group call, {SESSIONS} sessions, {:.2} MB, {rows} rows", bytes as f64 / 1e6);
+
+    let native = throughput(bytes, || {
+        black_box(callrecords::expand::expand(black_box(&record)).unwrap());
+    });
+    let value = throughput(bytes, || {
+        let v: serde_json::Value = serde_json::from_str(black_box(&record)).unwrap();
+        black_box(serde_json::to_string(&v).unwrap());
+    });
+    let component = throughput(bytes, || {
+        black_box(rt.expand(black_box(&record)).unwrap());
+    });
+
+    let request = parse_request(fixtures::CREATED.as_bytes()).unwrap();
+    let settings = demo_settings(&[]);
+    for _ in 0..200 {
+        rt.handle(&settings, &request).unwrap();
+    }
+    let mut lat: Vec<Duration> = (0..WEBHOOK_CALLS)
+        .map(|_| {
+            let t = Instant::now();
+            black_box(rt.handle(&settings, &request).unwrap());
+            t.elapsed()
+        })
+        .collect();
+    lat.sort();
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1e3;
+
+    println!();
+    println!("| figure | measured | goal |");
+    println!("|---|---|---|");
+    println!("| expansion, native | {native:.1} MB/s | |");
+    println!("| expansion, through the component (fresh instance per call) | {component:.1} MB/s | |");
+    println!("| component / native | {:.2} | >= 0.8 |", component / native);
+    println!("| serde_json::Value parse + serialize | {value:.1} MB/s | |");
+    println!("| native expansion / Value round-trip | {:.2}x | >= 1.5x |", native / value);
+    println!("| webhook through the component, instantiation included: p50 | {:.3} ms | |", pct(0.50));
+    println!("| webhook p99 ({WEBHOOK_CALLS} calls) | {:.3} ms | < 1 ms |", pct(0.99));
+    println!(
+        "| component size | {} bytes ({:.0} KB) | <= 400 KB |",
+        EMBEDDED_PLUGIN.len(),
+        EMBEDDED_PLUGIN.len() as f64 / 1e3
+    );
+}
