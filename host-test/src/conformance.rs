@@ -461,7 +461,7 @@ fn graph_responses(rt: &Runtime) -> Result<(), String> {
 // ---- expansion ---------------------------------------------------------------------------------
 
 /// Rows of `table` as JSON objects.
-pub fn table<'a>(tables: &'a [expand::TableRows], name: &str) -> Result<Vec<serde_json::Map<String, Value>>, String> {
+pub fn table(tables: &[expand::TableRows], name: &str) -> Result<Vec<serde_json::Map<String, Value>>, String> {
     let t = tables.iter().find(|t| t.table == name).ok_or_else(|| format!("no {name} rows"))?;
     t.rows
         .iter()
@@ -550,7 +550,7 @@ fn expand_group_call_pages(rt: &Runtime) -> Result<(), String> {
     let parts = table(&tables, "TeamsCallParticipant_CL")?;
     ensure_eq!(parts.len(), 13, "participant rows (12 + organizer)");
     ensure_eq!(parts[0]["Role"], Value::from("organizer"), "organizer first");
-    ensure!(parts.iter().all(|p| p["CallId"] == Value::from(GROUP_ID)), "every row carries the call id");
+    ensure!(parts.iter().all(|p| p["CallId"] == GROUP_ID), "every row carries the call id");
     // Without the pages, only the first 60 sessions are there: the merge is what completes it.
     let first_only = rt.expand(fixtures::GROUP_CALL).map_err(e)?;
     ensure_eq!(table(&first_only, "TeamsCall_CL")?[0]["SessionCount"], Value::from(60), "first page alone");
@@ -595,14 +595,12 @@ fn expand_pstn_guest(rt: &Runtime) -> Result<(), String> {
     let tables = rt.expand(fixtures::PSTN).map_err(e)?;
     let legs = table(&tables, "TeamsCallLeg_CL")?;
     ensure!(
-        legs.iter()
-            .any(|l| l["CalleeIdentityType"] == Value::from("phone") && l["CalleeId"] == Value::from("+9005550123"))
-            || legs.iter().any(|l| l["CallerIdentityType"] == Value::from("phone")),
+        legs.iter().any(|l| l["CalleeIdentityType"] == "phone" && l["CalleeId"] == "+9005550123")
+            || legs.iter().any(|l| l["CallerIdentityType"] == "phone"),
         "a phone leg with +9005550123: {legs:?}"
     );
     ensure!(
-        legs.iter().any(|l| l["CalleeServiceRole"] == Value::from("mediationServer")
-            || l["CallerServiceRole"] == Value::from("mediationServer")),
+        legs.iter().any(|l| l["CalleeServiceRole"] == "mediationServer" || l["CallerServiceRole"] == "mediationServer"),
         "mediation server leg"
     );
     let streams = table(&tables, "TeamsCallStream_CL")?;
@@ -612,8 +610,8 @@ fn expand_pstn_guest(rt: &Runtime) -> Result<(), String> {
     let kinds: Vec<String> = parts.iter().filter_map(|p| p["IdentityType"].as_str().map(str::to_string)).collect();
     ensure!(kinds.iter().any(|k| k == "guest"), "guest participant: {kinds:?}");
     ensure!(kinds.iter().any(|k| k == "spoolUser"), "spoolUser participant: {kinds:?}");
-    ensure!(parts.iter().any(|p| p["DisplayName"] == Value::from("Anonymous")), "anonymous participant");
-    ensure!(parts.iter().any(|p| p["ParticipantTenantId"] == Value::from(FABRIKAM)), "external participant");
+    ensure!(parts.iter().any(|p| p["DisplayName"] == "Anonymous"), "anonymous participant");
+    ensure!(parts.iter().any(|p| p["ParticipantTenantId"] == FABRIKAM), "external participant");
     Ok(())
 }
 

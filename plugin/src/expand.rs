@@ -343,7 +343,7 @@ fn identity_kind(odata_type: &str) -> Option<String> {
     let t = t.strip_suffix("Identity").unwrap_or(t);
     let mut chars = t.chars();
     let first = chars.next()?;
-    let kind: String = first.to_lowercase().chain(chars).collect();
+    let kind: String = std::iter::once(first.to_ascii_lowercase()).chain(chars).collect();
     (kind != "identity" && !kind.is_empty()).then_some(kind)
 }
 

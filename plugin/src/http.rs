@@ -93,7 +93,10 @@ pub fn check_response(status: u16, headers: &[(String, String)], body: &[u8], no
     if (200..300).contains(&status) {
         return Ok(());
     }
-    let (code, message) = error_body(body).unwrap_or_else(|| (String::new(), status_text(status)));
+    let (code, mut message) = error_body(body).unwrap_or_default();
+    if message.trim().is_empty() {
+        message = status_text(status);
+    }
     let retry_after_seconds = header(headers, "retry-after").and_then(|v| retry_after(v, now));
     Err(Error::Service(ServiceError {
         status,

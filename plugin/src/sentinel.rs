@@ -119,19 +119,19 @@ fn fit_row(index: usize, row: &str, max_field: usize) -> Result<(std::borrow::Co
     let mut value: serde_json::Map<String, Value> = serde_json::from_str(row).map_err(|_| not_object())?;
     let mut truncated = 0;
     for v in value.values_mut() {
-        let text = match v {
-            Value::String(s) => std::mem::take(s),
-            Value::Array(_) | Value::Object(_) => v.to_string(),
+        // A dynamic (array/object) value counts as its JSON text.
+        let len = match v {
+            Value::String(s) => s.len(),
+            Value::Array(_) | Value::Object(_) => v.to_string().len(),
             _ => continue,
         };
-        if text.len() > max_field {
+        if len > max_field {
+            let text = match &mut *v {
+                Value::String(s) => std::mem::take(s),
+                other => other.to_string(),
+            };
             *v = Value::String(truncate(&text, max_field));
             truncated += 1;
-        } else if !v.is_string() || v.as_str() == Some("") {
-            // Put back what was taken or kept as structure.
-            if let Value::String(s) = v {
-                *s = text;
-            }
         }
     }
     let out = serde_json::to_string(&value).map_err(|e| Error::json(&format!("row {index}"), e))?;
@@ -181,7 +181,7 @@ pub fn logs_ingestion_request(
             "stream must be `Custom-` followed by letters, digits and underscores (a stream of the DCR)",
         ));
     }
-    if !body.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| *b == b'[') {
+    if body.iter().find(|b| !b.is_ascii_whitespace()).is_none_or(|b| *b != b'[') {
         return Err(Error::arg("body must be a JSON array of rows (see batch-rows)"));
     }
     let mut headers = vec![
@@ -268,8 +268,13 @@ pub fn data_collector_request(target: &DataCollectorTarget, date: &str, body: &[
         ("x-ms-date".to_string(), date.to_string()),
     ];
     if let Some(f) = &target.time_generated_field {
-        if !crate::schema::column_name_ok(f) && !f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(Error::arg("time-generated-field must be a column name"));
+        let ok = f.starts_with(|c: char| c.is_ascii_alphabetic())
+            && f.len() <= MAX_LOG_TYPE_CHARS
+            && f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ok {
+            return Err(Error::arg(
+                "time-generated-field must be the name of a field of the rows (letters, digits, _)",
+            ));
         }
         headers.push(("time-generated-field".to_string(), f.clone()));
     }

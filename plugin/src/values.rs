@@ -6,41 +6,114 @@ use std::fmt;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use time::format_description::well_known::Rfc3339;
-use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
-/// Parse an ISO 8601 / RFC 3339 timestamp; a missing offset means UTC (seen in some Graph answers).
-pub fn parse_timestamp(s: &str) -> Option<OffsetDateTime> {
-    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
-        return Some(t.to_offset(UtcOffset::UTC));
-    }
-    let fmt = time::macros::format_description!(
-        version = 2,
-        "[year]-[month]-[day]T[hour]:[minute]:[second][optional [.[subsecond]]]"
-    );
-    PrimitiveDateTime::parse(s, &fmt).ok().map(|t| t.assume_utc())
+/// A UTC instant with Graph's precision: seconds since the Unix epoch and 100 ns ticks.
+///
+/// Hand-written rather than taken from a date crate: only RFC 3339 reading and writing is needed,
+/// and a general date library would be a tenth of the component's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Instant {
+    /// Seconds since 1970-01-01T00:00:00Z.
+    pub secs: i64,
+    /// 100 ns ticks within the second (0..10_000_000).
+    pub ticks: u32,
 }
 
-/// `YYYY-MM-DDTHH:MM:SS[.fffffff]Z`: UTC, fraction digits kept up to 7 (Graph's precision).
-pub fn format_timestamp(t: OffsetDateTime) -> String {
-    let t = t.to_offset(UtcOffset::UTC);
-    let mut out = format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    );
-    let ticks = t.nanosecond() / 100;
-    if ticks != 0 {
-        let frac = format!("{ticks:07}");
+const TICKS_PER_SEC: i64 = 10_000_000;
+
+/// Parse an ISO 8601 / RFC 3339 timestamp: `YYYY-MM-DDTHH:MM:SS`, any number of fraction digits
+/// (kept to 7), then `Z`, an offset `±HH:MM`, or nothing (read as UTC, as some Graph answers are).
+pub fn parse_timestamp(s: &str) -> Option<Instant> {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let d = b.get(r)?;
+        d.iter().all(u8::is_ascii_digit).then(|| d.iter().fold(0i64, |a, c| a * 10 + i64::from(c - b'0')))
+    };
+    let sep = |i: usize, c: &[u8]| b.get(i).is_some_and(|x| c.contains(x));
+    if !(sep(4, b"-") && sep(7, b"-") && sep(10, b"Tt") && sep(13, b":") && sep(16, b":")) {
+        return None;
+    }
+    let (y, mo, d, h, mi, sec) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 59 {
+        return None;
+    }
+    let mut i = 19;
+    let mut ticks = 0i64;
+    if b.get(i) == Some(&b'.') {
+        let digits = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 {
+            return None;
+        }
+        for k in 0..7 {
+            let digit = if k < digits { i64::from(b[i + 1 + k] - b'0') } else { 0 };
+            ticks = ticks * 10 + digit;
+        }
+        i += 1 + digits;
+    }
+    let offset = match b.get(i..) {
+        Some([]) | Some([b'Z' | b'z']) => 0,
+        Some([sign @ (b'+' | b'-'), ..]) if b.len() == i + 6 && b[i + 3] == b':' => {
+            let (oh, om) = (num(i + 1..i + 3)?, num(i + 4..i + 6)?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let o = oh * 3600 + om * 60;
+            if *sign == b'+' { o } else { -o }
+        }
+        _ => return None,
+    };
+    let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec - offset;
+    Some(Instant { secs, ticks: ticks as u32 })
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fffffff]Z`: UTC, trailing zeros of the fraction dropped.
+pub fn format_timestamp(t: Instant) -> String {
+    let (days, rem) = (t.secs.div_euclid(86_400), t.secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    let mut out = format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}", rem / 3600, rem / 60 % 60, rem % 60);
+    if t.ticks != 0 {
+        let frac = format!("{:07}", t.ticks);
         out.push('.');
         out.push_str(frac.trim_end_matches('0'));
     }
     out.push('Z');
     out
+}
+
+fn is_leap(y: i64) -> bool {
+    y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if is_leap(y) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
 }
 
 /// A timestamp in UTC ISO form: already-canonical values are borrowed as they are (the common
@@ -77,7 +150,8 @@ fn is_canonical_utc(b: &[u8]) -> bool {
 /// Milliseconds between two timestamps (end - start), when both can be read.
 pub fn duration_between_ms(start: Option<&str>, end: Option<&str>) -> Option<i64> {
     let (s, e) = (parse_timestamp(start?)?, parse_timestamp(end?)?);
-    i64::try_from((e - s).whole_milliseconds()).ok()
+    let ticks = (e.secs - s.secs) * TICKS_PER_SEC + (i64::from(e.ticks) - i64::from(s.ticks));
+    Some(ticks / 10_000)
 }
 
 /// An ISO 8601 duration (`PT0.016S`, `PT1M2.5S`, `P1DT2H`, `-PT1S`) in milliseconds. Years and
@@ -163,7 +237,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
                 Ok(Text(Some(Cow::Owned(v.to_string()))))
             }
             fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
-                Ok(Text(Some(Cow::Owned(v.to_string()))))
+                // serde_json's float writer: core's would add a second one to the component.
+                Ok(Text(serde_json::Number::from_f64(v).map(|n| Cow::Owned(n.to_string()))))
             }
             fn visit_unit<E>(self) -> Result<Self::Value, E> {
                 Ok(Text(None))
@@ -322,6 +397,27 @@ mod tests {
         for bad in ["", "yesterday", "2026-02-30T00:00:00Z", "2026-11-20T25:00:00Z"] {
             assert_eq!(normalize_timestamp(&Cow::Borrowed(bad)), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn calendar_round_trips() {
+        for (input, secs) in [
+            ("1970-01-01T00:00:00Z", 0),
+            ("2000-02-29T00:00:00Z", 951_782_400),
+            ("2026-11-20T08:00:00Z", 1_795_161_600),
+            ("1969-12-31T23:59:59Z", -1),
+        ] {
+            let t = parse_timestamp(input).unwrap();
+            assert_eq!(t.secs, secs, "{input}");
+            assert_eq!(format_timestamp(t), input);
+        }
+        assert_eq!(
+            duration_between_ms(Some("2026-11-20T08:00:00.12Z"), Some("2026-11-20T08:01:02.12345Z")),
+            Some(62_003)
+        );
+        assert_eq!(parse_timestamp("2025-02-29T00:00:00Z"), None);
+        assert_eq!(parse_timestamp("2026-11-20T08:00:00.Z"), None);
+        assert_eq!(parse_timestamp("2026-11-20T08:00:00+0100"), None);
     }
 
     #[test]

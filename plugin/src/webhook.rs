@@ -334,7 +334,7 @@ fn judge_item(
     };
     if !is_call_record {
         let what = data.odata_type.as_deref().unwrap_or(&resource);
-        return Err((NotACallRecord, format!("resource {what:?} is not a callRecord")));
+        return Err((NotACallRecord, format!("resource `{what}` is not a callRecord")));
     }
     let call_id = data
         .id

@@ -44,8 +44,9 @@ const GROUP_P2: &str = include_str!("../../examples/graph/callrecords/group-call
 const PSTN: &str = include_str!("../../examples/graph/callrecords/pstn.json");
 const GUEST: &str = include_str!("../../examples/graph/callrecords/guest-anonymous.json");
 const ODD: &str = include_str!("../../examples/graph/callrecords/service-endpoint-oddities.json");
-/// The small records (the 700 KB group call is left out of the per-case property tests).
-const SMALL_RECORDS: &[&str] = &[P2P, PSTN, GUEST, ODD];
+/// The small records (the 700 KB group call and the 88 KB guest meeting are left out of the
+/// per-case property tests; the example tests cover them).
+const SMALL_RECORDS: &[&str] = &[P2P, PSTN, ODD];
 
 // Constants from examples/graph/README.md.
 const CONTOSO: &str = "2a5cb1a8-64a3-4fbe-9b1f-7c3c2f1b0e11";
@@ -155,13 +156,18 @@ fn rows(tables: &[TableRows], name: &str) -> Vec<serde_json::Map<String, Value>>
         .collect()
 }
 
-fn merged_group_call() -> String {
+/// The group call merged with its pages, computed once per test binary.
+static MERGED_GROUP_CALL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     graph::merge_pages(
         GROUP,
         &[GROUP_S2.to_string(), GROUP_S3.to_string()],
         &[GROUP_P1.to_string(), GROUP_P2.to_string()],
     )
     .expect("group call pages merge")
+});
+
+fn merged_group_call() -> &'static str {
+    &MERGED_GROUP_CALL
 }
 
 /// The keys of a JSON object in document order.
@@ -885,7 +891,7 @@ fn value_ids(doc: &str, key: &str) -> Vec<String> {
 
 #[test]
 fn merge_pages_joins_60_25_5_sessions_and_8_4_participants_in_order() {
-    let merged: Value = serde_json::from_str(&merged_group_call()).unwrap();
+    let merged: Value = serde_json::from_str(merged_group_call()).unwrap();
     let mut want_sessions = value_ids(GROUP, "sessions");
     assert_eq!(want_sessions.len(), 60);
     let (s2, s3) = (value_ids(GROUP_S2, "value"), value_ids(GROUP_S3, "value"));
@@ -1045,7 +1051,7 @@ fn peer_to_peer_values() {
 
 #[test]
 fn group_call_merged_has_90_legs_180_streams_13_participant_rows() {
-    let tables = expand::expand(&merged_group_call()).unwrap();
+    let tables = expand::expand(merged_group_call()).unwrap();
     let c = &rows(&tables, "TeamsCall_CL")[0];
     assert_eq!(c["CallId"], GROUP_ID);
     assert_eq!(c["CallVersion"], 5);
@@ -1229,6 +1235,11 @@ fn timestamps_with_0_to_7_fraction_digits_are_kept() {
     assert_eq!(c["EndDateTime"], "2026-11-20T08:00:01.1234567Z");
     assert_eq!(c["DurationMs"], 1000);
     assert_eq!(c["LastModifiedDateTime"], "2026-11-20T08:00:00Z", "offsets become UTC");
+    // No start: the call row's TimeGenerated falls back to lastModifiedDateTime.
+    let record = json!({"id": "rec", "lastModifiedDateTime": "2026-11-20T08:47:13.1234567Z"}).to_string();
+    let c = &rows(&expand::expand(&record).unwrap(), "TeamsCall_CL")[0];
+    assert_eq!(c["TimeGenerated"], "2026-11-20T08:47:13.1234567Z");
+    assert_eq!(c["StartDateTime"], Value::Null);
     // Unreadable timestamps are null, never an error.
     let record = json!({"id": "rec", "startDateTime": "2026-02-30T00:00:00Z", "endDateTime": "soon"}).to_string();
     let c = &rows(&expand::expand(&record).unwrap(), "TeamsCall_CL")[0];
@@ -1237,8 +1248,7 @@ fn timestamps_with_0_to_7_fraction_digits_are_kept() {
 
 #[test]
 fn every_row_of_every_fixture_has_exactly_the_schema_columns() {
-    let merged = merged_group_call();
-    for record in [P2P, PSTN, GUEST, ODD, GROUP, merged.as_str()] {
+    for record in [P2P, PSTN, GUEST, ODD, merged_group_call()] {
         let tables = expand::expand(record).unwrap();
         assert_eq!(tables.len(), 4);
         assert_rows_match_schema(&tables);
@@ -1597,7 +1607,7 @@ fn logs_ingestion_request_refuses_bad_targets_and_bodies() {
     assert!(matches!(sentinel::logs_ingestion_request(&li_target(), "tok", &big, false), Err(Error::TooLarge(_))));
     // Compressed size counts when gzip is on: incompressible data over 1 MB compressed.
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let noise: Vec<u8> = (0..1_100_000)
+    let mut noise: Vec<u8> = (0..1_000_100)
         .map(|_| {
             x ^= x << 13;
             x ^= x >> 7;
@@ -1605,11 +1615,13 @@ fn logs_ingestion_request_refuses_bad_targets_and_bodies() {
             (x >> 24) as u8
         })
         .collect();
-    let body = format!("[\"{}\"]", BASE64.encode(&noise));
-    assert!(matches!(
-        sentinel::logs_ingestion_request(&li_target(), "tok", body.as_bytes(), true),
-        Err(Error::TooLarge(_))
-    ));
+    noise[0] = b'[';
+    assert!(matches!(sentinel::logs_ingestion_request(&li_target(), "tok", &noise, true), Err(Error::TooLarge(_))));
+    // ... while the same size that compresses well goes through.
+    let mut compressible = b"[".to_vec();
+    compressible.resize(1_000_100, b' ');
+    let r = sentinel::logs_ingestion_request(&li_target(), "tok", &compressible, true).unwrap();
+    assert_eq!(gunzip(&r.body), compressible);
 }
 
 fn dc_target() -> DataCollectorTarget {
@@ -1793,12 +1805,36 @@ fn check_response_reads_azure_monitor_errors_and_retry_after() {
     assert_eq!(retry(DATE, 1_459_756_800 + 90), Some(0), "a date in the past: retry now");
 }
 
+#[test]
+fn service_error_without_a_message_describes_the_status() {
+    // `ServiceError::message` is "the service's message, or a description of the status": an error
+    // body that names a code but carries no message must not leave it empty.
+    for (status, body) in [
+        (404u16, &br#"{"error":{"code":"NotFound"}}"#[..]),
+        (401, br#"{"error":"invalid_client"}"#),
+        (503, br#"{"error":{"code":"ServiceUnavailable","message":""}}"#),
+    ] {
+        match http::check_response(status, &[], body, 0) {
+            Err(Error::Service(e)) => {
+                assert!(!e.code.is_empty(), "{e:?}");
+                assert!(!e.message.is_empty(), "status {status}: empty message for {}", text(body));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
 // =================================================================================================
 // property tests
 // =================================================================================================
 
 fn config() -> ProptestConfig {
     ProptestConfig { cases: 200, failure_persistence: None, ..ProptestConfig::default() }
+}
+
+/// For the properties whose every case expands or batches a whole fixture.
+fn heavy_config() -> ProptestConfig {
+    ProptestConfig { cases: 100, ..config() }
 }
 
 /// Byte-level mutations: (position, operation, byte).
@@ -1927,7 +1963,7 @@ fn json_leaf() -> impl Strategy<Value = Value> {
 }
 
 fn json_value() -> impl Strategy<Value = Value> {
-    json_leaf().prop_recursive(6, 64, 6, |inner| {
+    json_leaf().prop_recursive(5, 32, 5, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
             prop::collection::vec(
@@ -1941,7 +1977,7 @@ fn json_value() -> impl Strategy<Value = Value> {
 
 /// A JSON object built from the known keys (random shapes a lenient reader must survive).
 fn json_object() -> impl Strategy<Value = Value> {
-    prop::collection::vec((prop::sample::select(KEYS), json_value()), 0..8)
+    prop::collection::vec((prop::sample::select(KEYS), json_value()), 0..7)
         .prop_map(|kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect()))
 }
 
@@ -1977,12 +2013,49 @@ fn tree_edits() -> impl Strategy<Value = Vec<(Vec<usize>, Value)>> {
     prop::collection::vec((prop::collection::vec(any::<usize>(), 0..10), json_value()), 1..4)
 }
 
-fn edit(doc: &str, edits: Vec<(Vec<usize>, Value)>) -> String {
-    let mut v: Value = serde_json::from_str(doc).expect("fixture is JSON");
+/// The small records, parsed once.
+static SMALL_RECORD_VALUES: std::sync::LazyLock<Vec<Value>> = std::sync::LazyLock::new(|| {
+    SMALL_RECORDS.iter().map(|d| serde_json::from_str(d).expect("fixture is JSON")).collect()
+});
+
+fn edit(doc: &Value, edits: Vec<(Vec<usize>, Value)>) -> String {
+    let mut v = doc.clone();
     for (path, with) in edits {
         replace_at(&mut v, &path, with);
     }
     v.to_string()
+}
+
+/// A valid callRecord or lifecycle item with a few keys overwritten or removed.
+fn edited_item() -> impl Strategy<Value = Value> {
+    let base = prop_oneof![
+        Just(item(P2P_ID, CONTOSO)),
+        Just(item(GUEST_ID, FABRIKAM)),
+        Just(json!({
+            "subscriptionId": SUBSCRIPTION, "subscriptionExpirationDateTime": EXPIRY, "tenantId": CONTOSO,
+            "clientState": CLIENT_STATE, "lifecycleEvent": "missed"
+        })),
+    ];
+    let edits = prop::collection::vec((prop::sample::select(KEYS), prop::option::of(json_value())), 0..3);
+    (base, edits).prop_map(|(mut it, edits)| {
+        let o = it.as_object_mut().expect("items are objects");
+        for (k, v) in edits {
+            match v {
+                Some(v) => o.insert(k.to_string(), v),
+                None => o.remove(k),
+            };
+        }
+        it
+    })
+}
+
+/// A Graph page: usually `{"value":[...]}`, sometimes anything.
+fn page() -> impl Strategy<Value = String> {
+    prop_oneof![
+        1 => "\\PC{0,40}",
+        1 => json_value().prop_map(|v| v.to_string()),
+        3 => prop::collection::vec(json_value(), 0..3).prop_map(|v| json!({ "value": v }).to_string()),
+    ]
 }
 
 fn status_ok(status: u16) -> bool {
@@ -2059,7 +2132,9 @@ proptest! {
     }
 
     #[test]
-    fn prop_webhook_random_deliveries(items in prop::collection::vec(prop_oneof![json_object(), json_value()], 0..8)) {
+    fn prop_webhook_random_deliveries(
+        items in prop::collection::vec(prop_oneof![2 => edited_item(), 1 => json_object(), 1 => json_value()], 0..6),
+    ) {
         let n = items.len();
         let o = deliver(items);
         prop_assert_eq!(o.kind, RequestKind::Delivery);
@@ -2080,7 +2155,8 @@ proptest! {
 
     #[test]
     fn prop_webhook_edited_fixture_items(which in 1..NOTIFICATIONS.len(), edits in tree_edits()) {
-        let body = edit(body_of(NOTIFICATIONS[which]), edits);
+        let doc: Value = serde_json::from_str(body_of(NOTIFICATIONS[which])).expect("fixture is JSON");
+        let body = edit(&doc, edits);
         let items = serde_json::from_str::<Value>(&body).ok().and_then(|v| v.get("value").and_then(Value::as_array).map(Vec::len));
         let o = webhook::handle(&settings(), &post("/api/notifications", body));
         check_outcome(&o, items)?;
@@ -2088,9 +2164,14 @@ proptest! {
 
     #[test]
     fn prop_merge_pages_random(
-        record in prop_oneof!["\\PC{0,80}", json_object().prop_map(|v| v.to_string())],
-        sessions in prop::collection::vec(prop_oneof!["\\PC{0,40}", json_object().prop_map(|v| v.to_string())], 0..3),
-        participants in prop::collection::vec(prop_oneof!["\\PC{0,40}", json_object().prop_map(|v| v.to_string())], 0..3),
+        record in prop_oneof![
+            "\\PC{0,80}",
+            json_object().prop_map(|v| v.to_string()),
+            (json_object(), prop::collection::vec(json_value(), 0..3))
+                .prop_map(|(mut r, s)| { r["sessions"] = Value::Array(s); r.to_string() }),
+        ],
+        sessions in prop::collection::vec(page(), 0..3),
+        participants in prop::collection::vec(page(), 0..3),
     ) {
         let r = graph::merge_pages(&record, &sessions, &participants);
         prop_assert!(is_json_error(&r), "{:?}", r);
@@ -2099,19 +2180,6 @@ proptest! {
             prop_assert!(v["sessions"].is_array());
             prop_assert!(v.get("sessions@odata.nextLink").is_none());
         }
-    }
-
-    #[test]
-    fn prop_merge_pages_mutated_fixtures(ops in mutations(), which in 0..3usize) {
-        let mutated = String::from_utf8_lossy(&mutate(GROUP_S3.as_bytes(), &ops)).into_owned();
-        let small = r#"{"id":"x","sessions":[{"id":"s0"}],"sessions@odata.nextLink":"https://graph.microsoft.com/v1.0/x"}"#;
-        let (record, sessions, participants) = match which {
-            0 => (mutated.as_str(), vec![GROUP_S3.to_string()], vec![]),
-            1 => (small, vec![mutated.clone()], vec![GROUP_P2.to_string()]),
-            _ => (small, vec![], vec![mutated.clone()]),
-        };
-        let r = graph::merge_pages(record, &sessions, &participants);
-        prop_assert!(is_json_error(&r), "{:?}", r.map(|s| s.len()));
     }
 
     #[test]
@@ -2176,6 +2244,75 @@ proptest! {
     }
 
     #[test]
+    fn prop_shared_key_authorization(
+        workspace in prop_oneof![Just(WORKSPACE.to_string()), "[0-9a-fA-F-]{30,40}", "\\PC{0,40}"],
+        key in prop_oneof![
+            prop::collection::vec(any::<u8>(), 1..80).prop_map(|k| BASE64.encode(k)),
+            "[A-Za-z0-9+/=]{12,90}",
+            "\\PC{12,60}",
+        ],
+        date in prop_oneof![
+            Just(DATE.to_string()),
+            (0u64..4_000_000_000).prop_map(|s| httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(s))),
+            "\\PC{0,40}",
+        ],
+        len in any::<u64>(),
+    ) {
+        match sentinel::shared_key_authorization(&workspace, &key, &date, len) {
+            Ok(auth) => {
+                let want = format!("SharedKey {workspace}:{}", my_signature(key.trim(), &date, len as usize));
+                prop_assert_eq!(auth, want);
+            }
+            Err(Error::InvalidArgument(m)) => prop_assert!(!m.contains(&key), "message has the key: {}", m),
+            Err(other) => prop_assert!(false, "unexpected {:?}", other),
+        }
+    }
+
+    #[test]
+    fn prop_check_response(
+        status in any::<u16>(),
+        headers in prop::collection::vec(
+            (prop_oneof![Just("Retry-After".to_string()), "[A-Za-z-]{1,12}"],
+             prop_oneof!["[0-9]{0,25}", "\\PC{0,30}", Just(DATE.to_string())]),
+            0..4,
+        ),
+        body in prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..200),
+            json_object().prop_map(|v| v.to_string().into_bytes()),
+            ("\\PC{0,20}", "[ -~é€😀]{0,450}").prop_map(|(c, m)| json!({"error": {"code": c, "message": m}}).to_string().into_bytes()),
+        ],
+        now in any::<u64>(),
+    ) {
+        match http::check_response(status, &headers, &body, now) {
+            Ok(()) => prop_assert!((200..300).contains(&status)),
+            Err(Error::Service(e)) => {
+                prop_assert!(!(200..300).contains(&status));
+                prop_assert_eq!(e.status, status);
+                prop_assert_eq!(e.retryable, status == 408 || status == 429 || status >= 500);
+                prop_assert!(e.message.chars().count() <= 400);
+            }
+            Err(other) => prop_assert!(false, "unexpected {:?}", other),
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(heavy_config())]
+
+    #[test]
+    fn prop_merge_pages_mutated_fixtures(ops in mutations(), which in 0..3usize) {
+        let mutated = String::from_utf8_lossy(&mutate(GROUP_S3.as_bytes(), &ops)).into_owned();
+        let small = r#"{"id":"x","sessions":[{"id":"s0"}],"sessions@odata.nextLink":"https://graph.microsoft.com/v1.0/x"}"#;
+        let (record, sessions, participants) = match which {
+            0 => (mutated.as_str(), vec![GROUP_S3.to_string()], vec![]),
+            1 => (small, vec![mutated.clone()], vec![GROUP_P2.to_string()]),
+            _ => (small, vec![], vec![mutated.clone()]),
+        };
+        let r = graph::merge_pages(record, &sessions, &participants);
+        prop_assert!(is_json_error(&r), "{:?}", r.map(|s| s.len()));
+    }
+
+    #[test]
     fn prop_expand_mutated_fixtures(which in 0..SMALL_RECORDS.len(), ops in mutations()) {
         let doc = String::from_utf8_lossy(&mutate(SMALL_RECORDS[which].as_bytes(), &ops)).into_owned();
         let r = expand::expand(&doc);
@@ -2188,7 +2325,7 @@ proptest! {
 
     #[test]
     fn prop_expand_edited_fixtures(which in 0..SMALL_RECORDS.len(), edits in tree_edits()) {
-        let doc = edit(SMALL_RECORDS[which], edits);
+        let doc = edit(&SMALL_RECORD_VALUES[which], edits);
         let r = expand::expand(&doc);
         prop_assert!(is_json_error(&r), "{:?}", r.as_ref().err());
         if let Ok(t) = r {
@@ -2202,7 +2339,7 @@ proptest! {
         rows in prop::collection::vec(prop_oneof![
             4 => json_object().prop_map(|v| v.to_string()),
             1 => "\\PC{0,30}",
-            1 => (any::<char>(), 0usize..40_000, 0usize..3).prop_map(|(c, n, k)| {
+            2 => (any::<char>(), 0usize..36_000, 0usize..3).prop_map(|(c, n, k)| {
                 let mut o = serde_json::Map::new();
                 for i in 0..=k {
                     o.insert(format!("f{i}"), Value::String(c.to_string().repeat(n)));
@@ -2212,7 +2349,7 @@ proptest! {
             1 => (0..SMALL_RECORDS.len(), mutations()).prop_map(|(w, ops)| {
                 String::from_utf8_lossy(&mutate(SMALL_RECORDS[w].as_bytes(), &ops)).into_owned()
             }),
-        ], 0..12),
+        ], 0..8),
         data_collector in any::<bool>(),
     ) {
         let (sink, max_body, max_field) =
@@ -2250,58 +2387,6 @@ proptest! {
                 }
             }
             Err(Error::InvalidJson(_) | Error::TooLarge(_)) => {}
-            Err(other) => prop_assert!(false, "unexpected {:?}", other),
-        }
-    }
-
-    #[test]
-    fn prop_shared_key_authorization(
-        workspace in prop_oneof![Just(WORKSPACE.to_string()), "[0-9a-fA-F-]{30,40}", "\\PC{0,40}"],
-        key in prop_oneof![
-            prop::collection::vec(any::<u8>(), 1..80).prop_map(|k| BASE64.encode(k)),
-            "[A-Za-z0-9+/=]{12,90}",
-            "\\PC{12,60}",
-        ],
-        date in prop_oneof![
-            Just(DATE.to_string()),
-            (0u64..4_000_000_000).prop_map(|s| httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(s))),
-            "\\PC{0,40}",
-        ],
-        len in any::<u64>(),
-    ) {
-        match sentinel::shared_key_authorization(&workspace, &key, &date, len) {
-            Ok(auth) => {
-                let want = format!("SharedKey {workspace}:{}", my_signature(key.trim(), &date, len as usize));
-                prop_assert_eq!(auth, want);
-            }
-            Err(Error::InvalidArgument(m)) => prop_assert!(!m.contains(&key), "message has the key: {}", m),
-            Err(other) => prop_assert!(false, "unexpected {:?}", other),
-        }
-    }
-
-    #[test]
-    fn prop_check_response(
-        status in any::<u16>(),
-        headers in prop::collection::vec(
-            (prop_oneof![Just("Retry-After".to_string()), "[A-Za-z-]{1,12}"],
-             prop_oneof!["[0-9]{0,25}", "\\PC{0,30}", Just(DATE.to_string())]),
-            0..4,
-        ),
-        body in prop_oneof![
-            prop::collection::vec(any::<u8>(), 0..200),
-            json_object().prop_map(|v| v.to_string().into_bytes()),
-            ("\\PC{0,20}", "\\PC{0,600}").prop_map(|(c, m)| json!({"error": {"code": c, "message": m}}).to_string().into_bytes()),
-        ],
-        now in any::<u64>(),
-    ) {
-        match http::check_response(status, &headers, &body, now) {
-            Ok(()) => prop_assert!((200..300).contains(&status)),
-            Err(Error::Service(e)) => {
-                prop_assert!(!(200..300).contains(&status));
-                prop_assert_eq!(e.status, status);
-                prop_assert_eq!(e.retryable, status == 408 || status == 429 || status >= 500);
-                prop_assert!(e.message.chars().count() <= 400);
-            }
             Err(other) => prop_assert!(false, "unexpected {:?}", other),
         }
     }
