@@ -224,6 +224,11 @@ fn webhook_created(rt: &Runtime) -> Result<(), String> {
     r.body = serde_json::to_vec(&body).map_err(e)?;
     let o = rt.handle(&demo_settings(&[]), &r).map_err(e)?;
     ensure_eq!((o.notifications.len(), o.duplicates), (1, 1), "(notifications, duplicates) for a repeated item");
+    // The same call reaching another tenant's subscription is not a duplicate.
+    body["value"][1]["tenantId"] = Value::from(FABRIKAM);
+    r.body = serde_json::to_vec(&body).map_err(e)?;
+    let o = rt.handle(&demo_settings(&[]), &r).map_err(e)?;
+    ensure_eq!((o.notifications.len(), o.duplicates), (2, 0), "(notifications, duplicates) across two tenants");
     Ok(())
 }
 
@@ -496,6 +501,7 @@ fn expand_peer_to_peer(rt: &Runtime) -> Result<(), String> {
     ensure_eq!(c["CallType"], Value::from("peerToPeer"), "CallType");
     ensure_eq!(c["OrganizerDisplayName"], Value::from("Aiko Tanaka"), "organizer from organizer_v2");
     ensure_eq!(c["OrganizerTenantId"], Value::from(CONTOSO), "organizer tenant");
+    ensure_eq!(c["ParticipantCount"], Value::Null, "no participant list in the record: unknown, not 0");
     ensure_eq!(
         (c["SessionCount"].clone(), c["SegmentCount"].clone(), c["StreamCount"].clone()),
         (Value::from(1), Value::from(1), Value::from(4)),

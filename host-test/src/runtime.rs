@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, ResourceLimiter, Store};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::{Plugin, PluginPre};
@@ -18,6 +18,10 @@ pub const EMBEDDED_PLUGIN: &[u8] = include_bytes!(env!("CALLRECORDS_PLUGIN_WASM"
 /// A deliberately broken build of it (its SharedKey signature is wrong), for proving `check` fails.
 pub const MISBEHAVING_PLUGIN: &[u8] = include_bytes!(env!("CALLRECORDS_MISBEHAVING_WASM"));
 
+/// Instances that can be alive at once per runtime (one per concurrent call).
+const POOL_SLOTS: u32 = 64;
+/// Heap bytes per slot kept mapped between calls.
+const KEEP_RESIDENT: usize = 32 << 20;
 /// How often the deadline clock ticks.
 const TICK: Duration = Duration::from_millis(5);
 
@@ -147,6 +151,17 @@ impl Runtime {
     pub fn new(bytes: &[u8], limits: Limits, cache: bool) -> Result<Self, CallError> {
         let mut config = Config::new();
         config.epoch_interruption(true);
+        // A fresh instance per call is cheap with the pooling allocator: slots are reused and
+        // their first pages stay resident, so a call does not pay page faults for its heap again.
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(POOL_SLOTS)
+            .total_core_instances(POOL_SLOTS * 4)
+            .total_memories(POOL_SLOTS)
+            .total_tables(POOL_SLOTS * 4)
+            // One page more than the cap, so that the limiter (which reports it) refuses first.
+            .max_memory_size(limits.memory_bytes + (64 << 10))
+            .linear_memory_keep_resident(KEEP_RESIDENT);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(|e| CallError::Load(format!("{e:#}")))?;
         let component = if cache { load_cached(&engine, bytes) } else { None };
         let component = match component {

@@ -449,7 +449,9 @@ pub fn expand(call_record: &str) -> Result<Vec<TableRows>> {
     for p in &participants {
         note_tenant(&p.participant_tenant_id);
     }
+    // No participant list at all (participants_v2 not fetched, deprecated list empty) is unknown, not 0.
     let participant_count = participants.iter().filter(|p| p.role.as_deref() == Some("participant")).count();
+    let participant_count = (participant_count > 0).then_some(participant_count as i64);
 
     let mut legs: Vec<LegRow> = vec![];
     let mut streams: Vec<StreamRow> = vec![];
@@ -541,7 +543,7 @@ pub fn expand(call_record: &str) -> Result<Vec<TableRows>> {
         organizer_upn: organizer.and_then(|o| o.upn.clone()),
         organizer_tenant_id: organizer.and_then(|o| o.participant_tenant_id.clone()),
         organizer_identity_type: organizer.and_then(|o| o.identity_type.clone()),
-        participant_count: Some(participant_count as i64),
+        participant_count,
         tenant_ids: Some(Value::Array(tenants.into_iter().map(Value::String).collect())),
         session_count: Some(record.sessions.0.len() as i64),
         segment_count: Some(record.sessions.0.iter().map(|s| s.segments.0.len() as i64).sum()),

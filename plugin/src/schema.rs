@@ -136,7 +136,7 @@ table! {
         organizer_upn "OrganizerUserPrincipalName": string = "Organizer's user principal name, when Graph gives it.",
         organizer_tenant_id "OrganizerTenantId": string = "Organizer's tenant.",
         organizer_identity_type "OrganizerIdentityType": string = "Kind of organizer identity: user, phone, guest, application, ...",
-        participant_count "ParticipantCount": long = "Distinct participants (participants_v2; deprecated participants as fallback).",
+        participant_count "ParticipantCount": long = "Distinct participants (participants_v2; deprecated participants as fallback); null when the record carries no participant list.",
         tenant_ids "TenantIds": dynamic = "Distinct tenant ids seen among participants and endpoints.",
         session_count "SessionCount": long = "Sessions in the record.",
         segment_count "SegmentCount": long = "Segments in all sessions.",

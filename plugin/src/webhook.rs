@@ -140,13 +140,13 @@ pub struct Outcome {
     pub kind: RequestKind,
     /// What to answer.
     pub response: Response,
-    /// Accepted callRecord notifications, one per call id, in order of first appearance.
+    /// Accepted callRecord notifications, one per call id and tenant, in order of first appearance.
     pub notifications: Vec<Notification>,
     /// Lifecycle events.
     pub lifecycle: Vec<LifecycleEvent>,
     /// Items not accepted.
     pub rejected: Vec<Rejected>,
-    /// Notifications folded into an earlier one for the same call id.
+    /// Notifications folded into an earlier one for the same call id and tenant.
     pub duplicates: u32,
 }
 
@@ -265,7 +265,12 @@ fn delivery(settings: &Settings, body: &[u8]) -> Outcome {
         let reject = |reason, detail: String| Rejected { index, reason, detail };
         match judge_item(settings, &accepted_states, raw) {
             Ok(Judged::Notification(n)) => {
-                if out.notifications.iter().any(|o| o.call_id == n.call_id) {
+                // The same call may reach two tenants' subscriptions: each keeps its own.
+                let seen = out
+                    .notifications
+                    .iter()
+                    .any(|o| o.call_id == n.call_id && o.tenant_id.eq_ignore_ascii_case(&n.tenant_id));
+                if seen {
                     out.duplicates += 1;
                 } else {
                     out.notifications.push(n);

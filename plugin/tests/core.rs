@@ -1247,6 +1247,36 @@ fn timestamps_with_0_to_7_fraction_digits_are_kept() {
 }
 
 #[test]
+fn timestamps_know_the_calendar_and_offsets() {
+    let start = |ts: &str| {
+        let record = json!({ "id": "rec", "startDateTime": ts }).to_string();
+        rows(&expand::expand(&record).unwrap(), "TeamsCall_CL")[0]["StartDateTime"].clone()
+    };
+    for (input, want) in [
+        ("2028-02-29T12:00:00Z", json!("2028-02-29T12:00:00Z")),
+        ("2000-02-29T12:00:00.5Z", json!("2000-02-29T12:00:00.5Z")),
+        ("2026-02-29T12:00:00Z", Value::Null),
+        ("2100-02-29T12:00:00Z", Value::Null),
+        ("2026-04-31T00:00:00Z", Value::Null),
+        ("2026-12-31T23:30:00-01:00", json!("2027-01-01T00:30:00Z")),
+        ("2027-01-01T00:30:00.25+01:00", json!("2026-12-31T23:30:00.25Z")),
+        ("2026-03-01T00:00:00+23:59", json!("2026-02-28T00:01:00Z")),
+        ("2026-11-20t08:00:00z", json!("2026-11-20T08:00:00Z")),
+        ("2026-11-20T08:00:00", json!("2026-11-20T08:00:00Z")),
+        ("2026-11-20T08:00:00.Z", Value::Null),
+        ("2026-11-20T08:00Z", Value::Null),
+        ("2026-11-20T08:00:00+0100", Value::Null),
+        ("2026-11-20T08:00:00+24:00", Value::Null),
+        ("2026-11-20T24:00:00Z", Value::Null),
+        ("2026-11-20T08:60:00Z", Value::Null),
+        ("2026-11-20 08:00:00Z", Value::Null),
+        ("２０２６-11-20T08:00:00Z", Value::Null),
+    ] {
+        assert_eq!(start(input), want, "{input}");
+    }
+}
+
+#[test]
 fn every_row_of_every_fixture_has_exactly_the_schema_columns() {
     for record in [P2P, PSTN, GUEST, ODD, merged_group_call()] {
         let tables = expand::expand(record).unwrap();
@@ -2049,6 +2079,76 @@ fn edited_item() -> impl Strategy<Value = Value> {
     })
 }
 
+fn is_leap_year(y: i64) -> bool {
+    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+}
+
+fn month_days(y: i64, m: i64) -> i64 {
+    [31, if is_leap_year(y) { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][(m - 1) as usize]
+}
+
+/// Seconds since 1970 of a civil UTC time (y >= 1970), by counting days.
+fn epoch_secs(y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64) -> i64 {
+    let days = (1970..y).map(|yy| if is_leap_year(yy) { 366 } else { 365 }).sum::<i64>()
+        + (1..mo).map(|mm| month_days(y, mm)).sum::<i64>()
+        + d
+        - 1;
+    days * 86_400 + h * 3600 + mi * 60 + s
+}
+
+/// (seconds since 1970, 100 ns ticks) of a canonical `YYYY-MM-DDTHH:MM:SS[.f{1,7}]Z`, or None.
+fn read_canonical(t: &str) -> Option<(i64, i64)> {
+    let b = t.as_bytes();
+    let n = |r: std::ops::Range<usize>| t.get(r)?.parse::<i64>().ok();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    if *b.last()? != b'Z' {
+        return None;
+    }
+    let frac = &t[19..t.len() - 1];
+    let ticks = match frac.strip_prefix('.') {
+        None if frac.is_empty() => 0,
+        Some(f) if (1..=7).contains(&f.len()) && f.bytes().all(|c| c.is_ascii_digit()) => {
+            format!("{f:0<7}").parse().ok()?
+        }
+        _ => return None,
+    };
+    let (y, mo, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
+    if !(1..=12).contains(&mo) || d < 1 || d > month_days(y, mo) {
+        return None;
+    }
+    Some((epoch_secs(y, mo, d, n(11..13)?, n(14..16)?, n(17..19)?), ticks))
+}
+
+/// A timestamp as Graph could write it, and the instant it denotes (None when not a date).
+fn timestamp() -> impl Strategy<Value = (String, Option<(i64, i64)>)> {
+    let tz = prop_oneof![
+        Just((String::from("Z"), 0i64)),
+        Just((String::from("z"), 0)),
+        Just((String::new(), 0)),
+        (any::<bool>(), 0i64..24, 0i64..60).prop_map(|(plus, h, m)| {
+            let o = h * 3600 + m * 60;
+            (format!("{}{h:02}:{m:02}", if plus { '+' } else { '-' }), if plus { o } else { -o })
+        }),
+    ];
+    (
+        (1971i64..2100, 1i64..=12, 1i64..=31),
+        (0i64..24, 0i64..60, 0i64..60),
+        prop::collection::vec(0u8..10, 0..=7),
+        tz,
+        prop::sample::select(&['T', 't'][..]),
+    )
+        .prop_map(|((y, mo, d), (h, mi, s), frac, (tz, offset), sep)| {
+            let digits: String = frac.iter().map(|d| char::from(b'0' + d)).collect();
+            let dot = if digits.is_empty() { String::new() } else { format!(".{digits}") };
+            let text = format!("{y:04}-{mo:02}-{d:02}{sep}{h:02}:{mi:02}:{s:02}{dot}{tz}");
+            let ticks = if digits.is_empty() { 0 } else { format!("{digits:0<7}").parse().unwrap() };
+            let instant = (d <= month_days(y, mo)).then(|| (epoch_secs(y, mo, d, h, mi, s) - offset, ticks));
+            (text, instant)
+        })
+}
+
 /// A Graph page: usually `{"value":[...]}`, sometimes anything.
 fn page() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -2266,6 +2366,30 @@ proptest! {
             Err(Error::InvalidArgument(m)) => prop_assert!(!m.contains(&key), "message has the key: {}", m),
             Err(other) => prop_assert!(false, "unexpected {:?}", other),
         }
+    }
+
+    #[test]
+    fn prop_timestamps_and_durations((start, start_at) in timestamp(), (end, end_at) in timestamp()) {
+        let record = json!({ "id": "rec", "startDateTime": start, "endDateTime": end, "sessions": [
+            { "id": "s", "segments": [ { "id": "g", "startDateTime": start, "endDateTime": end } ] }
+        ] })
+        .to_string();
+        let tables = expand::expand(&record).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let call = &rows(&tables, "TeamsCall_CL")[0];
+        let leg = &rows(&tables, "TeamsCallLeg_CL")[0];
+        for (row, col, at) in [(call, "StartDateTime", start_at), (call, "EndDateTime", end_at), (leg, "StartDateTime", start_at)] {
+            match at {
+                Some(at) => {
+                    let got = row[col].as_str().ok_or_else(|| TestCaseError::fail(format!("{col} is null for {start} / {end}")))?;
+                    prop_assert_eq!(read_canonical(got), Some(at), "{} of {} / {}: {}", col, start, end, got);
+                }
+                None => prop_assert_eq!(&row[col], &Value::Null),
+            }
+        }
+        // Whole milliseconds of end - start, cut toward zero.
+        let want = start_at.zip(end_at).map(|((s, st), (e, et))| ((e - s) * 10_000_000 + (et - st)) / 10_000);
+        prop_assert_eq!(call["DurationMs"].as_i64(), want);
+        prop_assert_eq!(leg["DurationMs"].as_i64(), want);
     }
 
     #[test]
