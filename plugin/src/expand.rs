@@ -466,54 +466,7 @@ pub fn expand(call_record: &str) -> Result<Vec<TableRows>> {
                 failed_segments += 1;
             }
             for media in &segment.media.0 {
-                let caller_net = media.caller_network.0.as_ref();
-                let callee_net = media.callee_network.0.as_ref();
-                for s in &media.streams.0 {
-                    streams.push(StreamRow {
-                        time_generated: ts(&s.start_date_time).or_else(|| leg.start_time.clone()),
-                        call_id: call_id.clone(),
-                        call_version: version,
-                        session_id: leg.session_id.clone(),
-                        segment_id: leg.segment_id.clone(),
-                        media_label: text(&media.label),
-                        stream_id: text(&s.stream_id),
-                        stream_direction: text(&s.stream_direction),
-                        audio_codec: text(&s.audio_codec),
-                        video_codec: text(&s.video_codec),
-                        start_time: ts(&s.start_date_time),
-                        end_time: ts(&s.end_date_time),
-                        avg_jitter: ms(&s.average_jitter),
-                        max_jitter: ms(&s.max_jitter),
-                        avg_audio_jitter: ms(&s.average_audio_network_jitter),
-                        max_audio_jitter: ms(&s.max_audio_network_jitter),
-                        avg_rtt: ms(&s.average_round_trip_time),
-                        max_rtt: ms(&s.max_round_trip_time),
-                        avg_loss: s.average_packet_loss_rate.0,
-                        max_loss: s.max_packet_loss_rate.0,
-                        avg_degradation: s.average_audio_degradation.0,
-                        avg_bandwidth: s.average_bandwidth_estimate.int(),
-                        packets: s.packet_utilization.int(),
-                        avg_concealed: s.average_ratio_of_concealed_samples.0,
-                        max_concealed: s.max_ratio_of_concealed_samples.0,
-                        avg_frame_rate: s.average_video_frame_rate.0,
-                        avg_received_frame_rate: s.average_received_frame_rate.0,
-                        avg_frame_loss: s.average_video_frame_loss_percentage.0,
-                        avg_video_loss: s.average_video_packet_loss_rate.0,
-                        avg_freeze: ms(&s.average_freeze_duration),
-                        rms_freeze: ms(&s.rms_freeze_duration),
-                        low_frame_rate: s.low_frame_rate_ratio.0,
-                        low_processing: s.low_video_processing_capability_ratio.0,
-                        post_fec_loss: s.post_forward_error_correction_packet_loss_rate.0,
-                        fec_used: s.is_audio_forward_error_correction_used.0,
-                        media_bypassed: s.was_media_bypassed.0,
-                        caller_ip: caller_net.and_then(|n| text(&n.ip_address)),
-                        caller_reflexive_ip: caller_net.and_then(|n| text(&n.reflexive_ip_address)),
-                        caller_connection_type: caller_net.and_then(|n| text(&n.connection_type)),
-                        callee_ip: callee_net.and_then(|n| text(&n.ip_address)),
-                        callee_reflexive_ip: callee_net.and_then(|n| text(&n.reflexive_ip_address)),
-                        callee_connection_type: callee_net.and_then(|n| text(&n.connection_type)),
-                    });
-                }
+                streams.extend(media.streams.0.iter().map(|s| stream_row(&ctx, &leg, media, s)));
             }
             legs.push(leg);
         }
@@ -653,6 +606,56 @@ fn leg_row<'a>(ctx: &Ctx<'a>, session: &Session<'a>, segment: Option<&Segment<'a
         }
     }
     leg
+}
+
+/// One stream row: a media stream of a segment, with the segment's ids and that media's networks.
+fn stream_row<'a>(ctx: &Ctx<'a>, leg: &LegRow<'a>, media: &Media<'a>, s: &Stream<'a>) -> StreamRow<'a> {
+    let caller_net = media.caller_network.0.as_ref();
+    let callee_net = media.callee_network.0.as_ref();
+    StreamRow {
+        time_generated: ts(&s.start_date_time).or_else(|| leg.start_time.clone()),
+        call_id: ctx.call_id.clone(),
+        call_version: ctx.version,
+        session_id: leg.session_id.clone(),
+        segment_id: leg.segment_id.clone(),
+        media_label: text(&media.label),
+        stream_id: text(&s.stream_id),
+        stream_direction: text(&s.stream_direction),
+        audio_codec: text(&s.audio_codec),
+        video_codec: text(&s.video_codec),
+        start_time: ts(&s.start_date_time),
+        end_time: ts(&s.end_date_time),
+        avg_jitter: ms(&s.average_jitter),
+        max_jitter: ms(&s.max_jitter),
+        avg_audio_jitter: ms(&s.average_audio_network_jitter),
+        max_audio_jitter: ms(&s.max_audio_network_jitter),
+        avg_rtt: ms(&s.average_round_trip_time),
+        max_rtt: ms(&s.max_round_trip_time),
+        avg_loss: s.average_packet_loss_rate.0,
+        max_loss: s.max_packet_loss_rate.0,
+        avg_degradation: s.average_audio_degradation.0,
+        avg_bandwidth: s.average_bandwidth_estimate.int(),
+        packets: s.packet_utilization.int(),
+        avg_concealed: s.average_ratio_of_concealed_samples.0,
+        max_concealed: s.max_ratio_of_concealed_samples.0,
+        avg_frame_rate: s.average_video_frame_rate.0,
+        avg_received_frame_rate: s.average_received_frame_rate.0,
+        avg_frame_loss: s.average_video_frame_loss_percentage.0,
+        avg_video_loss: s.average_video_packet_loss_rate.0,
+        avg_freeze: ms(&s.average_freeze_duration),
+        rms_freeze: ms(&s.rms_freeze_duration),
+        low_frame_rate: s.low_frame_rate_ratio.0,
+        low_processing: s.low_video_processing_capability_ratio.0,
+        post_fec_loss: s.post_forward_error_correction_packet_loss_rate.0,
+        fec_used: s.is_audio_forward_error_correction_used.0,
+        media_bypassed: s.was_media_bypassed.0,
+        caller_ip: caller_net.and_then(|n| text(&n.ip_address)),
+        caller_reflexive_ip: caller_net.and_then(|n| text(&n.reflexive_ip_address)),
+        caller_connection_type: caller_net.and_then(|n| text(&n.connection_type)),
+        callee_ip: callee_net.and_then(|n| text(&n.ip_address)),
+        callee_reflexive_ip: callee_net.and_then(|n| text(&n.reflexive_ip_address)),
+        callee_connection_type: callee_net.and_then(|n| text(&n.connection_type)),
+    }
 }
 
 /// One participant row from an identitySet.
