@@ -83,10 +83,15 @@ enum Command {
     },
 }
 
+/// What a write to a closed stdout reports.
+const BROKEN_PIPE: &str = "stdout closed";
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli.command) {
         Ok(code) => code,
+        // The reader went away (`callrecords expand x | head`): stop quietly, like other tools.
+        Err(e) if e == BROKEN_PIPE => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
@@ -96,9 +101,14 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> Result<ExitCode, String> {
     let mut stdout = std::io::stdout().lock();
-    let mut out = |s: &str| writeln!(stdout, "{s}").map_err(|e| format!("stdout: {e}"));
+    let mut out = |s: &str| {
+        writeln!(stdout, "{s}").map_err(|e| match e.kind() {
+            std::io::ErrorKind::BrokenPipe => BROKEN_PIPE.to_string(),
+            _ => format!("stdout: {e}"),
+        })
+    };
     match command {
-        Command::Check { wasm } => return check(&wasm),
+        Command::Check { wasm } => return check(&wasm, &mut out),
         Command::Replay { examples, out: dir } => {
             let rt = Runtime::embedded().map_err(|e| e.to_string())?;
             let examples = find_examples(&examples)?;
@@ -171,12 +181,12 @@ fn run(command: Command) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn check(wasm: &Path) -> Result<ExitCode, String> {
+fn check(wasm: &Path, out: &mut dyn FnMut(&str) -> Result<(), String>) -> Result<ExitCode, String> {
     let rt = match Runtime::from_file(wasm) {
         Ok(rt) => rt,
         Err(e) => {
-            println!("FAIL load: {e}");
-            println!("0 passed, 1 failed");
+            out(&format!("FAIL load: {e}"))?;
+            out("0 passed, 1 failed")?;
             return Ok(ExitCode::FAILURE);
         }
     };
@@ -184,11 +194,11 @@ fn check(wasm: &Path) -> Result<ExitCode, String> {
     let failed = results.iter().filter(|r| r.failure.is_some()).count();
     for r in &results {
         match &r.failure {
-            None => println!("PASS {}", r.name),
-            Some(why) => println!("FAIL {}: {why}", r.name),
+            None => out(&format!("PASS {}", r.name))?,
+            Some(why) => out(&format!("FAIL {}: {why}", r.name))?,
         }
     }
-    println!("{} passed, {failed} failed", results.len() - failed);
+    out(&format!("{} passed, {failed} failed", results.len() - failed))?;
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
