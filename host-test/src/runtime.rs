@@ -190,14 +190,9 @@ impl Runtime {
         Ok(Runtime { engine, pre, limits, stop_ticker })
     }
 
-    /// The per-call limits.
+    /// The per-call limits (fixed at load: the instance pool is sized from them).
     pub fn limits(&self) -> Limits {
         self.limits
-    }
-
-    /// Change the per-call limits.
-    pub fn set_limits(&mut self, limits: Limits) {
-        self.limits = limits;
     }
 
     /// A fresh instance in a fresh store with the limits applied.
