@@ -210,8 +210,15 @@ impl Runtime {
         let timeout = self.limits.call_timeout;
         let memory_bytes = self.limits.memory_bytes;
         match self.pre.instantiate(&mut store) {
-            Ok(plugin) => Ok(Instance { store, plugin, timeout, memory_bytes }),
+            Ok(plugin) => {
+                // The call gets the whole budget, whatever instantiation used of it.
+                store.set_epoch_deadline(ticks);
+                Ok(Instance { store, plugin, timeout, memory_bytes })
+            }
             Err(_) if store.data().limiter.refused => Err(CallError::MemoryLimit(memory_bytes)),
+            Err(e) if matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) => {
+                Err(CallError::Timeout(timeout))
+            }
             Err(e) => Err(CallError::Trap(format!("instantiation failed: {e:#}"))),
         }
     }
