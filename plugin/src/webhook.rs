@@ -246,7 +246,7 @@ struct ResourceData {
 fn delivery(settings: &Settings, body: &[u8]) -> Outcome {
     let delivery: Delivery = match serde_json::from_slice(body) {
         Ok(d) => d,
-        Err(e) => return Outcome::refused(400, &format!("body is not JSON: {e}")),
+        Err(e) => return Outcome::refused(400, &format!("body is not a Graph notification payload: {e}")),
     };
     let Some(items) = delivery.value else {
         return Outcome::refused(400, "body has no \"value\" array of notifications");
