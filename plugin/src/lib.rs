@@ -25,7 +25,9 @@ pub mod sentinel;
 pub mod values;
 pub mod webhook;
 
-#[cfg(target_arch = "wasm32")]
+// The component exports exist only in the wasm32-wasip2 build; the same crate is an rlib for
+// native use and for the core-module adapters on other wasm targets.
+#[cfg(all(target_os = "wasi", target_env = "p2"))]
 mod component;
 
 pub use error::{Error, Result, ServiceError};
