@@ -1,4 +1,5 @@
-//! Builds the plugin component (and a deliberately broken twin for the conformance tests) with a
+//! Builds the plugin component, the service component (`--features service`: the plugin exports
+//! plus a wasi:http handler) and a deliberately broken twin for the conformance tests with a
 //! nested cargo, so `cargo run` / `cargo test` need no other setup step.
 //!
 //! The nested build uses its own target directory (`target/wasm`) so it never waits on the outer
@@ -22,10 +23,13 @@ fn main() {
 
     let plugin = build(&root, &target_dir, &["--profile", "wasm-release"], "wasm-release");
     copy(&plugin, &out_dir.join("plugin.wasm"));
+    let service = build(&root, &target_dir, &["--profile", "wasm-release", "--features", "service"], "wasm-release");
+    copy(&service, &out_dir.join("service.wasm"));
     let broken = build(&root, &target_dir, &["--features", "misbehave"], "debug");
     copy(&broken, &out_dir.join("misbehaving.wasm"));
 
     println!("cargo:rustc-env=CALLRECORDS_PLUGIN_WASM={}", out_dir.join("plugin.wasm").display());
+    println!("cargo:rustc-env=CALLRECORDS_SERVICE_WASM={}", out_dir.join("service.wasm").display());
     println!("cargo:rustc-env=CALLRECORDS_MISBEHAVING_WASM={}", out_dir.join("misbehaving.wasm").display());
 }
 

@@ -2,18 +2,42 @@
 //! only convert between WIT and core types. No rule lives here.
 
 mod bindings {
+    #[cfg(not(feature = "service"))]
     wit_bindgen::generate!({
         path: "../wit",
         world: "plugin",
+    });
+
+    // The service world adds `wasi:http/proxy`; its WASI types are wasip2's, not generated again.
+    #[cfg(feature = "service")]
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "service",
+        with: {
+            "wasi:http/types@0.2.12": wasip2::http::types,
+            "wasi:http/outgoing-handler@0.2.12": wasip2::http::outgoing_handler,
+            "wasi:io/error@0.2.12": wasip2::io::error,
+            "wasi:io/poll@0.2.12": wasip2::io::poll,
+            "wasi:io/streams@0.2.12": wasip2::io::streams,
+            "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
+            "wasi:clocks/wall-clock@0.2.12": wasip2::clocks::wall_clock,
+            "wasi:random/random@0.2.12": wasip2::random::random,
+            "wasi:cli/stdout@0.2.12": wasip2::cli::stdout,
+            "wasi:cli/stderr@0.2.12": wasip2::cli::stderr,
+            "wasi:cli/stdin@0.2.12": wasip2::cli::stdin,
+        },
     });
 
     use super::Component;
     export!(Component with_types_in self);
 }
 
+#[cfg(feature = "service")]
+mod service;
+
 use bindings::exports::teams_sentinel::callrecords as wit;
 
-use crate::{expand, graph, http, schema, sentinel, webhook};
+use crate::{config, driver, expand, graph, http, schema, sentinel, webhook};
 
 /// The exported component.
 struct Component;
@@ -304,5 +328,91 @@ impl wit::sentinel::Guest for Component {
         #[cfg(feature = "misbehave")]
         let content_length = content_length + 1;
         Ok(sentinel::shared_key_authorization(&workspace_id, &shared_key, &date, content_length)?)
+    }
+}
+
+impl From<wit::types::IncomingRequest> for http::IncomingRequest {
+    fn from(r: wit::types::IncomingRequest) -> Self {
+        Self { method: r.method, path_and_query: r.path_and_query, headers: r.headers, body: r.body }
+    }
+}
+
+impl wit::driver::Guest for Component {
+    type Run = Run;
+
+    fn describe_settings(settings: Vec<(String, String)>) -> Result<Vec<(String, String)>, wit::types::Error> {
+        Ok(config::Config::from_env(&settings)?.summary())
+    }
+}
+
+/// The `run` resource: a [`driver::Run`] behind a cell (resource methods take `&self`).
+pub struct Run(std::cell::RefCell<driver::Run>);
+
+impl wit::driver::GuestRun for Run {
+    fn start(
+        settings: Vec<(String, String)>,
+        job: wit::driver::Job,
+        now_ms: u64,
+    ) -> Result<wit::driver::Run, wit::types::Error> {
+        use wit::driver::Job as J;
+        let config = config::Config::from_env(&settings)?;
+        let job = match job {
+            J::Webhook(r) => driver::Job::Webhook(r.into()),
+            J::Backfill(w) => driver::Job::Backfill { since: w.since, until: w.until, window_hours: w.window_hours },
+            J::Subscribe => driver::Job::Subscribe,
+            J::Renew(margin_minutes) => driver::Job::Renew { margin_minutes },
+            J::Subscriptions => driver::Job::Subscriptions,
+            J::Unsubscribe(id) => driver::Job::Unsubscribe(id),
+        };
+        let run = driver::Run::start(config, job, now_ms)?;
+        Ok(wit::driver::Run::new(Run(std::cell::RefCell::new(run))))
+    }
+
+    fn next(&self, now_ms: u64) -> wit::driver::Action {
+        use wit::driver as d;
+        match self.0.borrow_mut().next(now_ms) {
+            driver::Action::Send { request, timeout_ms } => {
+                d::Action::Send(d::SendRequest { request: request.into(), timeout_ms })
+            }
+            driver::Action::Sleep(ms) => d::Action::Sleep(ms),
+            driver::Action::Progress(p) => d::Action::Progress(d::Progress {
+                windows_done: p.windows_done,
+                windows_total: p.windows_total,
+                completed_until: p.completed_until,
+                calls_listed: p.calls_listed,
+                calls_done: p.calls_done,
+                rows: p.rows,
+                bytes: p.bytes,
+                retries: p.retries,
+            }),
+            driver::Action::Done(r) => d::Action::Done(report(*r)),
+        }
+    }
+
+    fn respond(&self, status: u16, headers: Vec<(String, String)>, body: Vec<u8>, now_ms: u64) {
+        self.0.borrow_mut().respond(status, &headers, &body, now_ms);
+    }
+
+    fn transport_error(&self, reason: String, now_ms: u64) {
+        self.0.borrow_mut().transport_error(&reason, now_ms);
+    }
+}
+
+fn report(r: driver::Report) -> wit::driver::Report {
+    wit::driver::Report {
+        ok: r.ok,
+        calls: r.calls.len() as u32,
+        failed_calls: r.failed.len() as u32,
+        rows: r.total_rows(),
+        retries: r.retries,
+        resync: r.resync.clone().map(|x| wit::driver::Resync {
+            reason: x.reason,
+            subscription_id: x.subscription_id,
+            since: x.since,
+            until: x.until,
+        }),
+        error: r.error.clone(),
+        json: serde_json::to_string(&r).unwrap_or_default(),
+        response: wit::types::Response { status: r.response.status, headers: r.response.headers, body: r.response.body },
     }
 }

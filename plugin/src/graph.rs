@@ -22,7 +22,7 @@ pub const SESSIONS_NEXT_LINK: &str = "sessions@odata.nextLink";
 pub const NEXT_LINK: &str = "@odata.nextLink";
 
 /// Which API a token is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scope {
     /// Microsoft Graph.
     Graph,
@@ -267,7 +267,7 @@ fn check_call_id(id: &str) -> Result<()> {
     }
 }
 
-fn get(url: String, token: &str) -> Result<OutgoingRequest> {
+pub(crate) fn get(url: String, token: &str) -> Result<OutgoingRequest> {
     Ok(OutgoingRequest {
         method: "GET".into(),
         url,
@@ -287,12 +287,12 @@ pub(crate) fn bearer(token: &str) -> Result<String> {
     Ok(format!("Bearer {token}"))
 }
 
-fn graph_base(url: &str) -> Result<String> {
+pub(crate) fn graph_base(url: &str) -> Result<String> {
     Ok(format!("{}/{GRAPH_VERSION}", base_url("graph-base-url", url)?))
 }
 
 /// A base URL without its trailing slash: `http(s)://host[:port][/path]`, no query or fragment.
-pub(crate) fn base_url<'a>(name: &str, url: &'a str) -> Result<&'a str> {
+pub fn base_url<'a>(name: &str, url: &'a str) -> Result<&'a str> {
     let trimmed = url.trim_end_matches('/');
     let rest = trimmed
         .strip_prefix("https://")

@@ -8,6 +8,9 @@
 //! | module | job |
 //! |---|---|
 //! | [`webhook`] | Graph change-notification endpoint: handshake, deliveries, lifecycle |
+//! | [`driver`] | the pipeline as a state machine: webhook → Graph → rows → ingestion → answer; backfill; subscriptions |
+//! | [`config`] | the `CALLRECORDS_*` settings |
+//! | [`subscriptions`] | Graph subscription requests |
 //! | [`graph`] | token, callRecord, page and List requests; merging pages |
 //! | [`expand`] | callRecord -> typed rows |
 //! | [`schema`] | the tables those rows fill |
@@ -16,12 +19,15 @@
 
 #![deny(missing_docs)]
 
+pub mod config;
+pub mod driver;
 pub mod error;
 pub mod expand;
 pub mod graph;
 pub mod http;
 pub mod schema;
 pub mod sentinel;
+pub mod subscriptions;
 pub mod values;
 pub mod webhook;
 

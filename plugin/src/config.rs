@@ -1,0 +1,273 @@
+//! The service's settings, read from `CALLRECORDS_*` variables (the environment of `wasmtime serve`,
+//! of `callrecords serve`, or any host's configuration), with documented defaults.
+//!
+//! Secrets (client secret, shared key, clientState) never appear in `Debug`, in [`Config::summary`]
+//! or in an error message.
+
+use std::fmt;
+
+use crate::error::{Error, Result};
+use crate::graph::{self, Credentials};
+use crate::webhook;
+
+/// Microsoft Graph, unless a stand-in is configured.
+pub const DEFAULT_GRAPH_URL: &str = "https://graph.microsoft.com";
+/// Microsoft Entra ID token endpoint host, unless a stand-in is configured.
+pub const DEFAULT_LOGIN_URL: &str = "https://login.microsoftonline.com";
+/// Work budget per webhook request: below Graph's 2900 ms "slow" line, with room for the answer.
+pub const DEFAULT_DEADLINE_MS: u32 = 2500;
+/// First retry delay when a service gives no `Retry-After`; doubles per attempt.
+pub const DEFAULT_RETRY_BASE_MS: u32 = 200;
+/// How far back a resync (after `missed` or a recreated subscription) lists calls.
+pub const DEFAULT_RESYNC_HOURS: u32 = 24;
+/// Subscription change types: `updated` fires on every new callRecord version.
+pub const DEFAULT_CHANGE_TYPES: &str = "created,updated";
+
+/// Every variable the service reads, with what it is for (the README's settings table).
+pub const VARIABLES: &[(&str, &str)] = &[
+    (TENANT_ID, "Directory (tenant) id of the app registration (required)"),
+    (CLIENT_ID, "Application (client) id (required)"),
+    (CLIENT_SECRET, "Client secret (required; secret)"),
+    (CLIENT_STATE, "clientState of the subscription, checked on every notification (required; secret)"),
+    (ALLOWED_TENANTS, "Comma-separated tenant ids whose notifications are accepted; `*` for any (default: TENANT_ID)"),
+    (SINK, "`logs-ingestion` (default), `data-collector` (SharedKey, retired API) or `forward`"),
+    (DCE_URL, "Logs Ingestion: data collection endpoint, https://<dce>.ingest.monitor.azure.com"),
+    (DCR_ID, "Logs Ingestion: the DCR's immutable id, dcr-<32 hex>"),
+    (GZIP, "Logs Ingestion: gzip bodies (default true)"),
+    (WORKSPACE_ID, "Data Collector: Log Analytics workspace id"),
+    (SHARED_KEY, "Data Collector: workspace primary or secondary key (secret)"),
+    (DATA_COLLECTOR_URL, "Data Collector: base URL override (default https://<workspace>.ods.opinsights.azure.com)"),
+    (FORWARD_URL, "Forward: base URL; rows are POSTed as a JSON array to <url>/<Table>"),
+    (SEED_TABLE, "Also send the 2020-compatible TEAMSGraphCallRecords_CL rows (default false)"),
+    (GRAPH_URL, "Graph base URL (default https://graph.microsoft.com)"),
+    (LOGIN_URL, "Entra ID base URL (default https://login.microsoftonline.com)"),
+    (NOTIFICATION_URL, "Public https URL of this webhook (for subscribe and for recreating a removed subscription)"),
+    (LIFECYCLE_URL, "Public https URL for lifecycle notifications (default: NOTIFICATION_URL)"),
+    (CHANGE_TYPES, "Subscription change types (default created,updated)"),
+    (DEADLINE_MS, "Work budget per webhook request in ms; past it the answer is 503 so Graph redelivers (default 2500)"),
+    (RETRY_BASE_MS, "First retry delay without Retry-After, doubling per attempt (default 200)"),
+    (RESYNC_HOURS, "Window a resync covers after `missed` or a recreated subscription (default 24)"),
+    (MAX_BODY_BYTES, "Largest notification body accepted (default 1048576)"),
+];
+
+const TENANT_ID: &str = "CALLRECORDS_TENANT_ID";
+const CLIENT_ID: &str = "CALLRECORDS_CLIENT_ID";
+const CLIENT_SECRET: &str = "CALLRECORDS_CLIENT_SECRET";
+const CLIENT_STATE: &str = "CALLRECORDS_CLIENT_STATE";
+const ALLOWED_TENANTS: &str = "CALLRECORDS_ALLOWED_TENANTS";
+const SINK: &str = "CALLRECORDS_SINK";
+const DCE_URL: &str = "CALLRECORDS_DCE_URL";
+const DCR_ID: &str = "CALLRECORDS_DCR_ID";
+const GZIP: &str = "CALLRECORDS_GZIP";
+const WORKSPACE_ID: &str = "CALLRECORDS_WORKSPACE_ID";
+const SHARED_KEY: &str = "CALLRECORDS_SHARED_KEY";
+const DATA_COLLECTOR_URL: &str = "CALLRECORDS_DATA_COLLECTOR_URL";
+const FORWARD_URL: &str = "CALLRECORDS_FORWARD_URL";
+const SEED_TABLE: &str = "CALLRECORDS_SEED_TABLE";
+const GRAPH_URL: &str = "CALLRECORDS_GRAPH_URL";
+const LOGIN_URL: &str = "CALLRECORDS_LOGIN_URL";
+const NOTIFICATION_URL: &str = "CALLRECORDS_NOTIFICATION_URL";
+const LIFECYCLE_URL: &str = "CALLRECORDS_LIFECYCLE_URL";
+const CHANGE_TYPES: &str = "CALLRECORDS_CHANGE_TYPES";
+const DEADLINE_MS: &str = "CALLRECORDS_DEADLINE_MS";
+const RETRY_BASE_MS: &str = "CALLRECORDS_RETRY_BASE_MS";
+const RESYNC_HOURS: &str = "CALLRECORDS_RESYNC_HOURS";
+const MAX_BODY_BYTES: &str = "CALLRECORDS_MAX_BODY_BYTES";
+
+/// Where rows go.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SinkConfig {
+    /// Azure Monitor Logs Ingestion API: one DCR stream (`Custom-<Table>`) per table.
+    LogsIngestion {
+        /// Data collection endpoint.
+        endpoint: String,
+        /// DCR immutable id.
+        dcr_immutable_id: String,
+        /// Gzip the bodies.
+        gzip: bool,
+    },
+    /// HTTP Data Collector API (SharedKey): `Log-Type` = table without `_CL`.
+    DataCollector {
+        /// Workspace id.
+        workspace_id: String,
+        /// Shared key (secret).
+        shared_key: String,
+        /// Base URL override.
+        base_url: Option<String>,
+    },
+    /// A log shipper's HTTP input: `POST <url>/<Table>` with a JSON array of rows.
+    Forward {
+        /// Base URL.
+        url: String,
+    },
+}
+
+impl SinkConfig {
+    /// The setting's value: `logs-ingestion`, `data-collector` or `forward`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SinkConfig::LogsIngestion { .. } => "logs-ingestion",
+            SinkConfig::DataCollector { .. } => "data-collector",
+            SinkConfig::Forward { .. } => "forward",
+        }
+    }
+}
+
+/// The whole configuration of the pipeline.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Config {
+    /// App registration (Graph and, for Logs Ingestion, Azure Monitor tokens).
+    pub credentials: Credentials,
+    /// Graph base URL.
+    pub graph_url: String,
+    /// Where rows go.
+    pub sink: SinkConfig,
+    /// Also send the seed-compatible rows.
+    pub seed_table: bool,
+    /// Webhook checks (clientState, tenants, body size).
+    pub webhook: webhook::Settings,
+    /// This webhook's public URL.
+    pub notification_url: Option<String>,
+    /// The lifecycle notification URL.
+    pub lifecycle_url: Option<String>,
+    /// Subscription change types.
+    pub change_types: String,
+    /// Budget per webhook request.
+    pub deadline_ms: u32,
+    /// First retry delay.
+    pub retry_base_ms: u32,
+    /// Resync window length.
+    pub resync_hours: u32,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.summary()).finish()
+    }
+}
+
+impl Config {
+    /// Read the settings from `NAME=value` pairs (other names are ignored). Errors name the variable
+    /// and say what it needs, never its value.
+    pub fn from_env(vars: &[(String, String)]) -> Result<Config> {
+        let get = |name: &str| -> Option<&str> {
+            vars.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.trim()).filter(|v| !v.is_empty())
+        };
+        let required = |name: &str| get(name).ok_or_else(|| Error::arg(format!("{name} is not set")));
+        let url = |name: &str, default: &str| -> Result<String> {
+            let v = get(name).unwrap_or(default);
+            graph::base_url(name, v).map(str::to_string)
+        };
+        let number = |name: &str, default: u32| -> Result<u32> {
+            get(name).map_or(Ok(default), |v| {
+                v.parse().map_err(|_| Error::arg(format!("{name} must be a whole number")))
+            })
+        };
+        let flag = |name: &str, default: bool| -> Result<bool> {
+            match get(name).map(str::to_ascii_lowercase).as_deref() {
+                None => Ok(default),
+                Some("true" | "1" | "yes") => Ok(true),
+                Some("false" | "0" | "no") => Ok(false),
+                Some(_) => Err(Error::arg(format!("{name} must be true or false"))),
+            }
+        };
+        let tenant_id = required(TENANT_ID)?.to_string();
+        let credentials = Credentials {
+            login_base_url: url(LOGIN_URL, DEFAULT_LOGIN_URL)?,
+            tenant_id: tenant_id.clone(),
+            client_id: required(CLIENT_ID)?.to_string(),
+            client_secret: required(CLIENT_SECRET)?.to_string(),
+        };
+        let client_state = required(CLIENT_STATE)?.to_string();
+        if client_state.chars().count() > 128 {
+            return Err(Error::arg(format!("{CLIENT_STATE} is longer than Graph's 128 characters")));
+        }
+        let allowed_tenants = match get(ALLOWED_TENANTS) {
+            Some("*") => vec![],
+            Some(list) => list.split(',').map(|t| t.trim().to_ascii_lowercase()).filter(|t| !t.is_empty()).collect(),
+            None => vec![tenant_id.to_ascii_lowercase()],
+        };
+        let sink = match get(SINK).unwrap_or("logs-ingestion") {
+            "logs-ingestion" => SinkConfig::LogsIngestion {
+                endpoint: url(DCE_URL, required(DCE_URL)?)?,
+                dcr_immutable_id: required(DCR_ID)?.to_string(),
+                gzip: flag(GZIP, true)?,
+            },
+            "data-collector" => SinkConfig::DataCollector {
+                workspace_id: required(WORKSPACE_ID)?.to_string(),
+                shared_key: required(SHARED_KEY)?.to_string(),
+                base_url: get(DATA_COLLECTOR_URL).map(|v| graph::base_url(DATA_COLLECTOR_URL, v)).transpose()?.map(Into::into),
+            },
+            "forward" => SinkConfig::Forward { url: url(FORWARD_URL, required(FORWARD_URL)?)? },
+            _ => return Err(Error::arg(format!("{SINK} must be logs-ingestion, data-collector or forward"))),
+        };
+        let notification_url = get(NOTIFICATION_URL).map(|v| graph::base_url(NOTIFICATION_URL, v)).transpose()?;
+        let lifecycle_url = get(LIFECYCLE_URL).map(|v| graph::base_url(LIFECYCLE_URL, v)).transpose()?;
+        let deadline_ms = number(DEADLINE_MS, DEFAULT_DEADLINE_MS)?;
+        if !(100..=60_000).contains(&deadline_ms) {
+            return Err(Error::arg(format!("{DEADLINE_MS} must be between 100 and 60000")));
+        }
+        Ok(Config {
+            credentials,
+            graph_url: url(GRAPH_URL, DEFAULT_GRAPH_URL)?,
+            sink,
+            seed_table: flag(SEED_TABLE, false)?,
+            webhook: webhook::Settings {
+                client_states: vec![client_state],
+                allowed_tenants,
+                max_body_bytes: number(MAX_BODY_BYTES, webhook::DEFAULT_MAX_BODY_BYTES)?,
+            },
+            notification_url: notification_url.map(Into::into),
+            lifecycle_url: lifecycle_url.map(Into::into),
+            change_types: get(CHANGE_TYPES).unwrap_or(DEFAULT_CHANGE_TYPES).to_string(),
+            deadline_ms,
+            retry_base_ms: number(RETRY_BASE_MS, DEFAULT_RETRY_BASE_MS)?,
+            resync_hours: number(RESYNC_HOURS, DEFAULT_RESYNC_HOURS)?.clamp(1, 24 * 30),
+        })
+    }
+
+    /// The settings in effect, for a startup banner: secrets masked (`set, N chars` is all a
+    /// secret's entry says).
+    pub fn summary(&self) -> Vec<(String, String)> {
+        let secret = |s: &str| format!("<secret, {} chars>", s.chars().count());
+        let mut out = vec![
+            (TENANT_ID, self.credentials.tenant_id.clone()),
+            (CLIENT_ID, self.credentials.client_id.clone()),
+            (CLIENT_SECRET, secret(&self.credentials.client_secret)),
+            (CLIENT_STATE, self.webhook.client_states.first().map(|s| secret(s)).unwrap_or_default()),
+            (
+                ALLOWED_TENANTS,
+                if self.webhook.allowed_tenants.is_empty() { "*".into() } else { self.webhook.allowed_tenants.join(",") },
+            ),
+            (SINK, self.sink.name().into()),
+        ];
+        match &self.sink {
+            SinkConfig::LogsIngestion { endpoint, dcr_immutable_id, gzip } => {
+                out.push((DCE_URL, endpoint.clone()));
+                out.push((DCR_ID, dcr_immutable_id.clone()));
+                out.push((GZIP, gzip.to_string()));
+            }
+            SinkConfig::DataCollector { workspace_id, shared_key, base_url } => {
+                out.push((WORKSPACE_ID, workspace_id.clone()));
+                out.push((SHARED_KEY, secret(shared_key)));
+                if let Some(b) = base_url {
+                    out.push((DATA_COLLECTOR_URL, b.clone()));
+                }
+            }
+            SinkConfig::Forward { url } => out.push((FORWARD_URL, url.clone())),
+        }
+        out.extend([
+            (SEED_TABLE, self.seed_table.to_string()),
+            (GRAPH_URL, self.graph_url.clone()),
+            (LOGIN_URL, self.credentials.login_base_url.clone()),
+            (NOTIFICATION_URL, self.notification_url.clone().unwrap_or_else(|| "(not set)".into())),
+            (LIFECYCLE_URL, self.lifecycle_url.clone().unwrap_or_else(|| "(NOTIFICATION_URL)".into())),
+            (CHANGE_TYPES, self.change_types.clone()),
+            (DEADLINE_MS, self.deadline_ms.to_string()),
+            (RETRY_BASE_MS, self.retry_base_ms.to_string()),
+            (RESYNC_HOURS, self.resync_hours.to_string()),
+            (MAX_BODY_BYTES, self.webhook.max_body_bytes.to_string()),
+        ]);
+        out.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    }
+}
