@@ -5,7 +5,7 @@ wasmtime::component::bindgen!({
     world: "plugin",
 });
 
-pub use exports::teams_sentinel::callrecords::{expand, graph, schema, sentinel, types, webhook};
+pub use exports::teams_sentinel::callrecords::{driver, expand, graph, schema, sentinel, types, webhook};
 
 impl webhook::RejectReason {
     /// The WIT name of the reason (`client-state-mismatch`, ...).

@@ -8,9 +8,13 @@
 pub mod bindings;
 pub mod calls;
 pub mod conformance;
+pub mod jobs;
 pub mod rawhttp;
 pub mod replay;
 pub mod runtime;
+pub mod serve;
+pub mod servehost;
+pub mod standin;
 pub mod synth;
 
 pub use calls::Error;

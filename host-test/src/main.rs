@@ -1,12 +1,12 @@
 //! `callrecords`: the harness CLI. Every command runs the plugin component under wasmtime.
 
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use host_test::bindings::webhook;
-use host_test::{Runtime, conformance, rawhttp, replay};
+use host_test::{Runtime, conformance, jobs, rawhttp, replay, serve, standin};
 
 #[derive(Parser)]
 #[command(
@@ -81,6 +81,67 @@ enum Command {
         /// The component (.wasm).
         wasm: PathBuf,
     },
+    /// The Graph webhook service: the service component on a local address. Without
+    /// CALLRECORDS_TENANT_ID it runs the embedded default (local Graph, login and ingestion
+    /// stand-ins; rows land in ./workspace/<Table>.ndjson); with the CALLRECORDS_* settings it talks
+    /// to Graph and Azure Monitor.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// The sample folder the embedded Graph stand-in serves.
+        #[arg(long, default_value = "examples/graph")]
+        examples: PathBuf,
+        /// Where the embedded ingestion stand-in appends rows.
+        #[arg(long, default_value = "workspace")]
+        workspace: PathBuf,
+    },
+    /// Only the local stand-ins (Graph, login, ingestion), e.g. for `wasmtime serve`; prints the
+    /// CALLRECORDS_* settings that point at them.
+    StandIns {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        listen: String,
+        /// The sample folder the Graph stand-in serves.
+        #[arg(long, default_value = "examples/graph")]
+        examples: PathBuf,
+        /// Where the ingestion stand-in appends rows.
+        #[arg(long, default_value = "workspace")]
+        workspace: PathBuf,
+        /// Sink the printed settings select: logs-ingestion, data-collector or forward.
+        #[arg(long, default_value = "logs-ingestion")]
+        sink: String,
+    },
+    /// Create the callRecords subscription (CALLRECORDS_NOTIFICATION_URL, clientState, lifecycle URL).
+    Subscribe,
+    /// Renew this webhook's callRecords subscriptions that expire within the margin (cron-safe).
+    Renew {
+        /// Renew what expires within this many minutes.
+        #[arg(long, default_value_t = 1440)]
+        margin_minutes: u32,
+    },
+    /// List the app's subscriptions.
+    Subscriptions,
+    /// Delete a subscription.
+    Unsubscribe {
+        /// Subscription id.
+        id: String,
+    },
+    /// Ship every call that started in a window (at most 30 days back), resumable.
+    Backfill {
+        /// ISO 8601 start, e.g. 2026-11-20T00:00:00Z.
+        #[arg(long)]
+        since: String,
+        /// ISO 8601 end (default: now).
+        #[arg(long)]
+        until: Option<String>,
+        /// Calls are listed one window at a time; the checkpoint advances per window.
+        #[arg(long, default_value_t = 24)]
+        window_hours: u32,
+        /// Checkpoint file: a rerun with the same window resumes after the last finished window.
+        #[arg(long, default_value = "backfill.checkpoint.json")]
+        checkpoint: PathBuf,
+    },
 }
 
 /// What a write to a closed stdout reports.
@@ -100,9 +161,9 @@ fn main() -> ExitCode {
 }
 
 fn run(command: Command) -> Result<ExitCode, String> {
-    let mut stdout = std::io::stdout().lock();
+    // Locked per line: `serve` prints from several threads.
     let mut out = |s: &str| {
-        writeln!(stdout, "{s}").map_err(|e| match e.kind() {
+        writeln!(std::io::stdout().lock(), "{s}").map_err(|e| match e.kind() {
             std::io::ErrorKind::BrokenPipe => BROKEN_PIPE.to_string(),
             _ => format!("stdout: {e}"),
         })
@@ -173,6 +234,68 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 .map_err(|e| e.to_string())?;
             out(&header)?;
         }
+        Command::Serve { listen, examples, workspace } => {
+            let examples = find_examples(&examples)?;
+            serve::run(serve::Options { listen, examples, workspace })?;
+        }
+        Command::StandIns { listen, examples, workspace, sink } => {
+            let records = find_examples(&examples)?.join("callrecords");
+            let ws = workspace.clone();
+            let (addr, s) = standin::start_http(&listen, move |base| {
+                standin::StandIns::new(base, &records, Some(ws), standin::Faults::default())
+            })?;
+            out(&format!(
+                "stand-ins on http://{addr}: Graph {} calls, rows -> {}",
+                s.call_ids().len(),
+                workspace.display()
+            ))?;
+            for (k, v) in standin::demo_env(s.base(), &sink) {
+                out(&format!("{k}={v}"))?;
+            }
+            loop {
+                std::thread::park();
+            }
+        }
+        Command::Subscribe | Command::Renew { .. } | Command::Subscriptions | Command::Unsubscribe { .. } => {
+            use host_test::bindings::driver::Job;
+            let job = match command_job(&command) {
+                Some(j) => j,
+                None => Job::Subscriptions,
+            };
+            let rt = Runtime::embedded().map_err(|e| e.to_string())?;
+            let env = serve::process_env();
+            let net = jobs::Network::new()?;
+            let r = rt.run_job(&env, &job, &net, &mut |_| {}).map_err(|e| e.to_string())?;
+            for line in r.detail["lifecycle"].as_array().into_iter().flatten() {
+                out(line.as_str().unwrap_or_default())?;
+            }
+            if matches!(command, Command::Subscriptions | Command::Renew { .. }) {
+                for s in r.detail["subscriptions"].as_array().into_iter().flatten() {
+                    out(&s.to_string())?;
+                }
+            }
+            if let Some(e) = r.report.error {
+                return Err(e);
+            }
+        }
+        Command::Backfill { since, until, window_hours, checkpoint } => {
+            let rt = Runtime::embedded().map_err(|e| e.to_string())?;
+            let env = serve::process_env();
+            let until = until.unwrap_or_else(|| {
+                let now = (jobs::now_ms() / 1000) as i64;
+                callrecords::values::format_timestamp(callrecords::values::Instant { secs: now, ticks: 0 })
+            });
+            let net = jobs::Network::new()?;
+            let bar = std::io::stderr().is_terminal();
+            let s = jobs::backfill(&rt, &env, &since, &until, window_hours, &checkpoint, &net, bar)?;
+            out(&format!(
+                "backfill {} .. {until}: {} windows, {} calls, {} rows, {} bytes, {} retries, {} calls failed",
+                s.resumed_from, s.windows, s.calls, s.rows, s.bytes, s.retries, s.failed
+            ))?;
+            if let Some(e) = s.error {
+                return Err(e);
+            }
+        }
         Command::Schema => {
             let rt = Runtime::embedded().map_err(|e| e.to_string())?;
             out(&rt.tables_json().map_err(|e| e.to_string())?)?;
@@ -200,6 +323,17 @@ fn check(wasm: &Path, out: &mut dyn FnMut(&str) -> Result<(), String>) -> Result
     }
     out(&format!("{} passed, {failed} failed", results.len() - failed))?;
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn command_job(c: &Command) -> Option<host_test::bindings::driver::Job> {
+    use host_test::bindings::driver::Job;
+    Some(match c {
+        Command::Subscribe => Job::Subscribe,
+        Command::Renew { margin_minutes } => Job::Renew(*margin_minutes),
+        Command::Subscriptions => Job::Subscriptions,
+        Command::Unsubscribe { id } => Job::Unsubscribe(id.clone()),
+        _ => return None,
+    })
 }
 
 /// `examples/graph` relative to the working directory, else the one next to this crate's source.

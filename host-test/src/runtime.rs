@@ -123,6 +123,12 @@ pub struct Instance {
 }
 
 impl Instance {
+    /// Give the next call in `store` the whole budget `timeout` again (for an instance that serves
+    /// a sequence of calls, like a driver run).
+    pub fn refresh_deadline(store: &mut Store<HostState>, timeout: Duration) {
+        store.set_epoch_deadline((timeout.as_nanos() / TICK.as_nanos()).max(1) as u64);
+    }
+
     /// Turn a wasmtime error from a call into a [`CallError`].
     pub fn fail(&self, e: wasmtime::Error) -> CallError {
         if self.store.data().limiter.refused {
@@ -163,7 +169,7 @@ impl Runtime {
             .linear_memory_keep_resident(KEEP_RESIDENT);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(|e| CallError::Load(format!("{e:#}")))?;
-        let component = if cache { load_cached(&engine, bytes) } else { None };
+        let component = if cache { load_cached(&engine, bytes, "plugin") } else { None };
         let component = match component {
             Some(c) => c,
             None => Component::new(&engine, bytes).map_err(|e| CallError::Load(format!("{e:#}")))?,
@@ -236,11 +242,11 @@ impl Runtime {
 
 /// Compile through a cache of precompiled code next to the executable, keyed by the component and
 /// the engine's settings. Any cache problem falls back to compiling.
-fn load_cached(engine: &Engine, bytes: &[u8]) -> Option<Component> {
+pub(crate) fn load_cached(engine: &Engine, bytes: &[u8], name: &str) -> Option<Component> {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     bytes.hash(&mut h);
     engine.precompile_compatibility_hash().hash(&mut h);
-    let path = cache_dir()?.join(format!("plugin-{:016x}.cwasm", h.finish()));
+    let path = cache_dir()?.join(format!("{name}-{:016x}.cwasm", h.finish()));
     if path.exists() {
         // SAFETY: the file was written below by `precompile_component` for exactly these bytes
         // and engine settings, in a directory only this build writes to.

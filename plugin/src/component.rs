@@ -413,6 +413,10 @@ fn report(r: driver::Report) -> wit::driver::Report {
         }),
         error: r.error.clone(),
         json: serde_json::to_string(&r).unwrap_or_default(),
-        response: wit::types::Response { status: r.response.status, headers: r.response.headers, body: r.response.body },
+        response: wit::types::Response {
+            status: r.response.status,
+            headers: r.response.headers,
+            body: r.response.body,
+        },
     }
 }

@@ -44,7 +44,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
     (NOTIFICATION_URL, "Public https URL of this webhook (for subscribe and for recreating a removed subscription)"),
     (LIFECYCLE_URL, "Public https URL for lifecycle notifications (default: NOTIFICATION_URL)"),
     (CHANGE_TYPES, "Subscription change types (default created,updated)"),
-    (DEADLINE_MS, "Work budget per webhook request in ms; past it the answer is 503 so Graph redelivers (default 2500)"),
+    (
+        DEADLINE_MS,
+        "Work budget per webhook request in ms; past it the answer is 503 so Graph redelivers (default 2500)",
+    ),
     (RETRY_BASE_MS, "First retry delay without Retry-After, doubling per attempt (default 200)"),
     (RESYNC_HOURS, "Window a resync covers after `missed` or a recreated subscription (default 24)"),
     (MAX_BODY_BYTES, "Largest notification body accepted (default 1048576)"),
@@ -159,9 +162,8 @@ impl Config {
             graph::base_url(name, v).map(str::to_string)
         };
         let number = |name: &str, default: u32| -> Result<u32> {
-            get(name).map_or(Ok(default), |v| {
-                v.parse().map_err(|_| Error::arg(format!("{name} must be a whole number")))
-            })
+            get(name)
+                .map_or(Ok(default), |v| v.parse().map_err(|_| Error::arg(format!("{name} must be a whole number"))))
         };
         let flag = |name: &str, default: bool| -> Result<bool> {
             match get(name).map(str::to_ascii_lowercase).as_deref() {
@@ -196,7 +198,10 @@ impl Config {
             "data-collector" => SinkConfig::DataCollector {
                 workspace_id: required(WORKSPACE_ID)?.to_string(),
                 shared_key: required(SHARED_KEY)?.to_string(),
-                base_url: get(DATA_COLLECTOR_URL).map(|v| graph::base_url(DATA_COLLECTOR_URL, v)).transpose()?.map(Into::into),
+                base_url: get(DATA_COLLECTOR_URL)
+                    .map(|v| graph::base_url(DATA_COLLECTOR_URL, v))
+                    .transpose()?
+                    .map(Into::into),
             },
             "forward" => SinkConfig::Forward { url: url(FORWARD_URL, required(FORWARD_URL)?)? },
             _ => return Err(Error::arg(format!("{SINK} must be logs-ingestion, data-collector or forward"))),
@@ -237,7 +242,11 @@ impl Config {
             (CLIENT_STATE, self.webhook.client_states.first().map(|s| secret(s)).unwrap_or_default()),
             (
                 ALLOWED_TENANTS,
-                if self.webhook.allowed_tenants.is_empty() { "*".into() } else { self.webhook.allowed_tenants.join(",") },
+                if self.webhook.allowed_tenants.is_empty() {
+                    "*".into()
+                } else {
+                    self.webhook.allowed_tenants.join(",")
+                },
             ),
             (SINK, self.sink.name().into()),
         ];

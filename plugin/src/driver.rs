@@ -535,7 +535,12 @@ impl Run {
                 None => {
                     let b = self.backfill.as_ref().expect("list pages belong to a backfill");
                     let (s, e) = b.windows[b.current];
-                    graph::list_call_records_request(g, &format_timestamp(s), &format_timestamp(e), token(own, Scope::Graph))
+                    graph::list_call_records_request(
+                        g,
+                        &format_timestamp(s),
+                        &format_timestamp(e),
+                        token(own, Scope::Graph),
+                    )
                 }
             },
             Step::Ship { table, body, .. } => self.ship_request(table, body, now),
@@ -634,7 +639,9 @@ impl Run {
                             f.participants.push(page);
                         }
                         match link {
-                            Some(l) => self.queue.push_front(Pending::new(Step::Participants { id, tenant, link: Some(l) })),
+                            Some(l) => {
+                                self.queue.push_front(Pending::new(Step::Participants { id, tenant, link: Some(l) }))
+                            }
                             None => self.finish_call(&id),
                         }
                     }
@@ -936,8 +943,7 @@ fn ship_steps(table: &'static str, rows: &[String], sink: &SinkConfig) -> Vec<cr
 }
 
 fn is_empty_page(page: &str) -> bool {
-    serde_json::from_str::<serde_json::Value>(page)
-        .is_ok_and(|v| v["value"].as_array().is_some_and(|a| a.is_empty()))
+    serde_json::from_str::<serde_json::Value>(page).is_ok_and(|v| v["value"].as_array().is_some_and(|a| a.is_empty()))
 }
 
 fn record_version(record: &str) -> i64 {
@@ -962,9 +968,10 @@ fn expiration(now: u64) -> String {
 }
 
 fn subscription_urls(c: &Config) -> crate::Result<(&str, &str)> {
-    let n = c.notification_url.as_deref().ok_or_else(|| {
-        Error::arg("CALLRECORDS_NOTIFICATION_URL is not set: the public https URL Graph should call")
-    })?;
+    let n = c
+        .notification_url
+        .as_deref()
+        .ok_or_else(|| Error::arg("CALLRECORDS_NOTIFICATION_URL is not set: the public https URL Graph should call"))?;
     Ok((n, c.lifecycle_url.as_deref().unwrap_or(n)))
 }
 

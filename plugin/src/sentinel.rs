@@ -216,7 +216,8 @@ pub fn logs_ingestion_request(
 /// can tag and route each row. Any 2xx means the shipper took every row.
 pub fn forward_request(base: &str, table: &str, body: &[u8]) -> Result<OutgoingRequest> {
     let base = base_url("forward-url", base)?;
-    if !table.starts_with(|c: char| c.is_ascii_alphabetic()) || !table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    if !table.starts_with(|c: char| c.is_ascii_alphabetic())
+        || !table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
     {
         return Err(Error::arg("table must be letters, digits and underscores"));
     }

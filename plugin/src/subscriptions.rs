@@ -72,7 +72,8 @@ pub fn create_request(graph_base_url: &str, s: &NewSubscription<'_>, token: &str
     if types.is_empty() || !types.iter().all(|t| *t == "created" || *t == "updated") {
         return Err(Error::arg("change-types must be created, updated or created,updated"));
     }
-    crate::values::parse_timestamp(s.expiration).ok_or_else(|| Error::arg("expiration is not an ISO 8601 timestamp"))?;
+    crate::values::parse_timestamp(s.expiration)
+        .ok_or_else(|| Error::arg("expiration is not an ISO 8601 timestamp"))?;
     let mut body = json!({
         "changeType": types.join(","),
         "notificationUrl": s.notification_url,

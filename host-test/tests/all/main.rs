@@ -4,6 +4,7 @@
 mod cli;
 mod properties;
 mod sandbox;
+mod service;
 mod suite;
 
 use std::sync::LazyLock;

@@ -66,7 +66,10 @@ fn serve(config: Config, request: http::IncomingRequest) -> (Response, String) {
                     report.retries
                 );
                 if let Some(r) = &report.resync {
-                    line += &format!(" RESYNC NEEDED ({}): callrecords backfill --since {} --until {}", r.reason, r.since, r.until);
+                    line += &format!(
+                        " RESYNC NEEDED ({}): callrecords backfill --since {} --until {}",
+                        r.reason, r.since, r.until
+                    );
                 }
                 if let Some(e) = &report.error {
                     line += &format!(" error: {e}");
@@ -160,7 +163,8 @@ fn send(r: &http::OutgoingRequest, timeout_ms: u32) -> Result<(u16, Vec<(String,
         other => Method::Other(other.into()),
     };
     req.set_method(&method).map_err(|_| "method refused")?;
-    req.set_scheme(Some(&if scheme == "https" { Scheme::Https } else { Scheme::Http })).map_err(|_| "scheme refused")?;
+    req.set_scheme(Some(&if scheme == "https" { Scheme::Https } else { Scheme::Http }))
+        .map_err(|_| "scheme refused")?;
     req.set_authority(Some(authority)).map_err(|_| "authority refused")?;
     req.set_path_with_query(Some(path)).map_err(|_| "path refused")?;
     let body = req.body().map_err(|_| "request body unavailable")?;
