@@ -371,7 +371,12 @@ impl StandIns {
             Some("https://graph.microsoft.com/.default") => "graph",
             Some("https://monitor.azure.com//.default") => "monitor",
             _ => {
-                return self.refuse(st, 400, "invalid_scope", "AADSTS70011: The provided value for scope is not valid.");
+                return self.refuse(
+                    st,
+                    400,
+                    "invalid_scope",
+                    "AADSTS70011: The provided value for scope is not valid.",
+                );
             }
         };
         st.counters.tokens += 1;

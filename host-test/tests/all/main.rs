@@ -2,9 +2,11 @@
 //! and property tests. One binary, so the component is compiled once.
 
 mod cli;
+mod jobs_cli;
 mod properties;
 mod sandbox;
 mod service;
+mod stock;
 mod suite;
 
 use std::sync::LazyLock;
