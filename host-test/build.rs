@@ -21,10 +21,13 @@ fn main() {
     let target_dir = root.join("target").join("wasm");
     ensure_target();
 
-    let plugin = build(&root, &target_dir, &["--profile", "wasm-release"], "wasm-release");
-    copy(&plugin, &out_dir.join("plugin.wasm"));
+    // The service build first: both builds write `callrecords.wasm`, and the plugin component is
+    // the one users find there; the service component is also left as `callrecords-service.wasm`.
     let service = build(&root, &target_dir, &["--profile", "wasm-release", "--features", "service"], "wasm-release");
     copy(&service, &out_dir.join("service.wasm"));
+    copy(&service, &service.with_file_name("callrecords-service.wasm"));
+    let plugin = build(&root, &target_dir, &["--profile", "wasm-release"], "wasm-release");
+    copy(&plugin, &out_dir.join("plugin.wasm"));
     let broken = build(&root, &target_dir, &["--features", "misbehave"], "debug");
     copy(&broken, &out_dir.join("misbehaving.wasm"));
 

@@ -194,18 +194,30 @@ pub struct BackfillSummary {
     pub error: Option<String>,
 }
 
-/// Ship every call that started in `[since, until)`, resuming from `checkpoint` when it holds
-/// the same window, saving it after every window. `bar` draws a progress bar on stderr.
+/// What to backfill.
+#[derive(Debug, Clone)]
+pub struct BackfillRequest<'a> {
+    /// ISO 8601 start.
+    pub since: &'a str,
+    /// ISO 8601 end.
+    pub until: &'a str,
+    /// Window length.
+    pub window_hours: u32,
+    /// Checkpoint file.
+    pub checkpoint: &'a std::path::Path,
+    /// Draw a progress bar on stderr (else a line per window).
+    pub bar: bool,
+}
+
+/// Ship every call that started in `[since, until)`, resuming from the checkpoint when it holds
+/// the same window, saving it after every window.
 pub fn backfill(
     rt: &Runtime,
     env: &Vec<(String, String)>,
-    since: &str,
-    until: &str,
-    window_hours: u32,
-    checkpoint: &std::path::Path,
+    req: &BackfillRequest<'_>,
     transport: &dyn Transport,
-    bar: bool,
 ) -> Result<BackfillSummary, String> {
+    let BackfillRequest { since, until, window_hours, checkpoint, bar } = *req;
     let saved: Option<Checkpoint> = std::fs::read(checkpoint)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())

@@ -287,7 +287,9 @@ fn run(command: Command) -> Result<ExitCode, String> {
             });
             let net = jobs::Network::new()?;
             let bar = std::io::stderr().is_terminal();
-            let s = jobs::backfill(&rt, &env, &since, &until, window_hours, &checkpoint, &net, bar)?;
+            let req =
+                jobs::BackfillRequest { since: &since, until: &until, window_hours, checkpoint: &checkpoint, bar };
+            let s = jobs::backfill(&rt, &env, &req, &net)?;
             out(&format!(
                 "backfill {} .. {until}: {} windows, {} calls, {} rows, {} bytes, {} retries, {} calls failed",
                 s.resumed_from, s.windows, s.calls, s.rows, s.bytes, s.retries, s.failed

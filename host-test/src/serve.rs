@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::bindings::driver::{BackfillWindow, Job};
 use crate::jobs::{Network, Transport};
 use crate::runtime::Runtime;
-use crate::servehost::{Outbound, Served, ServiceHost};
+use crate::servehost::{OnServed, Outbound, Served, ServiceHost};
 use crate::standin::{self, Faults, StandIns};
 
 /// Every Nth Graph request of the embedded default is throttled (429, `Retry-After: 1`), so the
@@ -87,7 +87,7 @@ pub fn run(opts: Options) -> Result<(), String> {
     let _ = std::io::stdout().flush();
 
     let resync_env = env.clone();
-    let on_served: Arc<dyn Fn(&str, &str, &Served) + Send + Sync> = Arc::new(move |method, path, served| {
+    let on_served: OnServed = Arc::new(move |method, path, served| {
         println!("{}", console_line(method, path, served));
         if let Some(resync) = served.report().and_then(|r| r.get("resync").cloned()).filter(|r| !r.is_null()) {
             let since = resync["since"].as_str().unwrap_or_default().to_string();

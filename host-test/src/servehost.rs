@@ -171,6 +171,9 @@ async fn intercept(
     }
 }
 
+/// Called with the method, path and result of every request `serve` handled.
+pub type OnServed = Arc<dyn Fn(&str, &str, &Served) + Send + Sync>;
+
 /// A loaded service component.
 pub struct ServiceHost {
     engine: Engine,
@@ -307,11 +310,7 @@ impl ServiceHost {
     }
 
     /// Serve HTTP/1.1 on `listener` until the process ends; `on_served` sees every request's result.
-    pub async fn serve(
-        self: Arc<Self>,
-        listener: tokio::net::TcpListener,
-        on_served: Arc<dyn Fn(&str, &str, &Served) + Send + Sync>,
-    ) -> std::io::Result<()> {
+    pub async fn serve(self: Arc<Self>, listener: tokio::net::TcpListener, on_served: OnServed) -> std::io::Result<()> {
         loop {
             let (stream, _) = listener.accept().await?;
             let (host, on_served) = (self.clone(), on_served.clone());

@@ -401,20 +401,22 @@ impl StandIns {
 
     fn graph(&self, st: &mut State, route: &str, path: &str, req: &Request) -> Answer {
         st.graph_requests += 1;
-        if let Some(n) = self.faults.expire_tokens_after {
-            if !st.tokens_expired_once && st.graph_requests > n {
-                st.tokens_expired_once = true;
-                st.tokens.clear();
-            }
+        if let Some(n) = self.faults.expire_tokens_after
+            && !st.tokens_expired_once
+            && st.graph_requests > n
+        {
+            st.tokens_expired_once = true;
+            st.tokens.clear();
         }
         if let Err(a) = self.bearer_ok(st, req, "graph") {
             return a;
         }
-        if let Some(n) = self.faults.graph_429_every {
-            if n > 0 && st.graph_requests % n == 0 {
-                st.counters.faults += 1;
-                return too_many(1);
-            }
+        if let Some(n) = self.faults.graph_429_every
+            && n > 0
+            && st.graph_requests.is_multiple_of(n)
+        {
+            st.counters.faults += 1;
+            return too_many(1);
         }
         if self.faults.graph_429 > 0.0 && chance(&mut st.rng, self.faults.graph_429) {
             st.counters.faults += 1;

@@ -441,32 +441,31 @@ impl Run {
                 }
                 continue;
             };
-            if let Some(d) = self.deadline {
-                if now >= d || pending.not_before >= d {
-                    self.fail_deadline();
-                    continue;
-                }
+            if let Some(d) = self.deadline
+                && (now >= d || pending.not_before >= d)
+            {
+                self.fail_deadline();
+                continue;
             }
             if pending.not_before > now {
                 return Action::Sleep((pending.not_before - now).min(u64::from(u32::MAX)) as u32);
             }
             // A current token first.
-            if let Some(key) = pending.step.token(&self.config.credentials.tenant_id, &self.config.sink) {
-                let valid = self.tokens.get(&key).is_some_and(|t| t.expires_at > now);
-                if !valid {
-                    let (scope, tenant) = key;
-                    self.queue.push_front(Pending::new(Step::Token { scope, tenant }));
+            if let Some(key) = pending.step.token(&self.config.credentials.tenant_id, &self.config.sink)
+                && self.tokens.get(&key).is_none_or(|t| t.expires_at <= now)
+            {
+                let (scope, tenant) = key;
+                self.queue.push_front(Pending::new(Step::Token { scope, tenant }));
+                continue;
+            }
+            if let Some(key) = pending.step.rate_key()
+                && let Some(wait) = self.rate_wait(&key, now)
+            {
+                if self.deadline.is_some_and(|d| now + wait >= d) {
+                    self.fail_deadline();
                     continue;
                 }
-            }
-            if let Some(key) = pending.step.rate_key() {
-                if let Some(wait) = self.rate_wait(&key, now) {
-                    if self.deadline.is_some_and(|d| now + wait >= d) {
-                        self.fail_deadline();
-                        continue;
-                    }
-                    return Action::Sleep(wait as u32);
-                }
+                return Action::Sleep(wait as u32);
             }
             let pending = self.queue.pop_front().expect("front exists");
             match self.build(&pending.step, now) {
@@ -712,33 +711,33 @@ impl Run {
     fn on_error(&mut self, mut pending: Pending, e: ServiceError, now: u64) {
         let message = Error::Service(e.clone()).to_string();
         // An expired or revoked token: get a new one once, then repeat the request.
-        if e.status == 401 && !pending.refreshed {
-            if let Some(key) = pending.step.token(&self.config.credentials.tenant_id, &self.config.sink) {
-                self.tokens.remove(&key);
-                pending.refreshed = true;
-                self.report.retries += 1;
-                self.queue.push_front(pending);
-                return;
-            }
+        if e.status == 401
+            && !pending.refreshed
+            && let Some(key) = pending.step.token(&self.config.credentials.tenant_id, &self.config.sink)
+        {
+            self.tokens.remove(&key);
+            pending.refreshed = true;
+            self.report.retries += 1;
+            self.queue.push_front(pending);
+            return;
         }
         // Too large for the endpoint: split the batch and send the halves.
-        if e.status == 413 {
-            if let Step::Ship { table, rows, .. } = &pending.step {
-                if rows.len() > 1 {
-                    let (table, rows) = (*table, rows.clone());
-                    let (a, b) = rows.split_at(rows.len() / 2);
-                    self.report.retries += 1;
-                    for half in [b, a] {
-                        for s in ship_steps(table, half, &self.config.sink).into_iter().rev() {
-                            match s {
-                                Ok(step) => self.queue.push_front(Pending::new(step)),
-                                Err(err) => self.ship_failed(half.len(), format!("{table}: {err}")),
-                            }
-                        }
+        if e.status == 413
+            && let Step::Ship { table, rows, .. } = &pending.step
+            && rows.len() > 1
+        {
+            let (table, rows) = (*table, rows.clone());
+            let (a, b) = rows.split_at(rows.len() / 2);
+            self.report.retries += 1;
+            for half in [b, a] {
+                for s in ship_steps(table, half, &self.config.sink).into_iter().rev() {
+                    match s {
+                        Ok(step) => self.queue.push_front(Pending::new(step)),
+                        Err(err) => self.ship_failed(half.len(), format!("{table}: {err}")),
                     }
-                    return;
                 }
             }
+            return;
         }
         let limit = if self.deadline.is_some() { MAX_ATTEMPTS } else { MAX_ATTEMPTS_UNBOUNDED };
         if e.retryable && pending.attempt + 1 < limit {
@@ -839,21 +838,21 @@ impl Run {
             }
             return None;
         }
-        if let Some(b) = &mut self.backfill {
-            if !self.finished {
-                let end = b.windows[b.current].1;
-                b.current += 1;
-                b.listed.clear();
-                let more = b.current < b.windows.len();
-                if more {
-                    self.queue.push_back(Pending::new(Step::ListPage { link: None }));
-                }
-                let p = self.progress_now(Some(format_timestamp(end)));
-                if !more {
-                    self.finish(now);
-                }
-                return Some(Action::Progress(p));
+        if let Some(b) = &mut self.backfill
+            && !self.finished
+        {
+            let end = b.windows[b.current].1;
+            b.current += 1;
+            b.listed.clear();
+            let more = b.current < b.windows.len();
+            if more {
+                self.queue.push_back(Pending::new(Step::ListPage { link: None }));
             }
+            let p = self.progress_now(Some(format_timestamp(end)));
+            if !more {
+                self.finish(now);
+            }
+            return Some(Action::Progress(p));
         }
         self.finish(now);
         None

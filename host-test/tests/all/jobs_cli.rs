@@ -93,10 +93,10 @@ fn sample_calls_between(since: &str, until: &str) -> BTreeSet<String> {
             continue;
         }
         let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        if let (Some(id), Some(start)) = (v["id"].as_str(), v["startDateTime"].as_str()) {
-            if (lo..hi).contains(&unix_secs(start)) {
-                ids.insert(id.to_string());
-            }
+        if let (Some(id), Some(start)) = (v["id"].as_str(), v["startDateTime"].as_str())
+            && (lo..hi).contains(&unix_secs(start))
+        {
+            ids.insert(id.to_string());
         }
     }
     ids
@@ -195,7 +195,8 @@ fn subscription_jobs_create_list_renew_and_delete() {
     let id = sub["id"].as_str().expect("subscription id").to_string();
     assert_eq!(sub["resource"], "/communications/callRecords");
     assert_eq!(sub["notificationUrl"], notification_url.as_str());
-    assert_eq!(sub["changeType"], "created");
+    let change = sub["changeType"].as_str().unwrap_or_default();
+    assert!(change.split(',').any(|c| c == "created"), "changeType {change:?} misses new calls");
     let expiry = sub["expirationDateTime"].as_str().expect("expirationDateTime").to_string();
     let expires = unix_secs(&expiry);
     // Graph's ceiling for callRecords subscriptions: 4230 minutes from now.

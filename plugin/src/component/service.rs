@@ -57,9 +57,14 @@ fn serve(config: Config, request: http::IncomingRequest) -> (Response, String) {
             Action::Sleep(ms) => monotonic_clock::subscribe_duration(u64::from(ms) * 1_000_000).block(),
             Action::Progress(_) => {}
             Action::Done(report) => {
+                let calls: Vec<String> =
+                    report.calls.iter().take(3).map(|c| format!("{} v{} {} rows", c.id, c.version, c.rows)).collect();
+                let more = report.calls.len().saturating_sub(3);
                 let mut line = format!(
-                    "calls={} rows={} failed={} rejected={} retries={}",
+                    "calls={} [{}{}] rows={} failed={} rejected={} retries={}",
                     report.calls.len(),
+                    calls.join(", "),
+                    if more > 0 { format!(", +{more}") } else { String::new() },
                     report.total_rows(),
                     report.failed.len(),
                     report.rejected,
@@ -142,7 +147,10 @@ fn send_response(out: ResponseOutparam, r: Response) {
 }
 
 /// Send one request with `wasi:http/outgoing-handler`; the status, headers and body, or why not.
-fn send(r: &http::OutgoingRequest, timeout_ms: u32) -> Result<(u16, Vec<(String, String)>, Vec<u8>), String> {
+/// Status, headers and body of an answer.
+type Reply = (u16, Vec<(String, String)>, Vec<u8>);
+
+fn send(r: &http::OutgoingRequest, timeout_ms: u32) -> Result<Reply, String> {
     let (scheme, rest) = r.url.split_once("://").ok_or("URL without a scheme")?;
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
