@@ -395,10 +395,12 @@ fn fault_injection_1000_notifications_none_lost() {
     let template: Value =
         serde_json::from_str(&std::fs::read_to_string(callrecords_dir().join("peer-to-peer.json")).unwrap()).unwrap();
     let ids: Vec<String> = (0..CALLS).map(|i| format!("f0000000-0000-4000-8000-{i:012}")).collect();
-    // Rates high enough that some requests fail several times in a row and the 150 ms budget runs
-    // out: those notifications get a 503 and Graph-style redelivery has to save them.
+    // Random faults at every service, plus an ingestion outage at the start (longer than the
+    // driver's retries), so the first notifications get a 503 and Graph-style redelivery has to save
+    // them; a tight budget adds more 503s when faults come in a row.
     let faults = Faults {
         seed: 20261128,
+        ingestion_outage: 40,
         graph_429: 0.08,
         graph_retry_after: 0,
         graph_5xx: 0.08,
@@ -408,7 +410,7 @@ fn fault_injection_1000_notifications_none_lost() {
         drop: 0.04,
         ..Faults::default()
     };
-    let env = [("CALLRECORDS_DEADLINE_MS", "150"), ("CALLRECORDS_RETRY_BASE_MS", "20")];
+    let env = [("CALLRECORDS_DEADLINE_MS", "400"), ("CALLRECORDS_RETRY_BASE_MS", "20")];
     let r = rig_with(faults, &env, |s| {
         for id in &ids {
             let mut rec = template.clone();
@@ -430,7 +432,8 @@ fn fault_injection_1000_notifications_none_lost() {
             }
             assert_eq!(served.status, 503, "only 503 asks Graph to redeliver: {}", served.log);
             redeliveries += 1;
-            if attempts == 30 {
+            // Graph keeps redelivering for 4 hours; a bound keeps a broken build from looping.
+            if attempts == 200 {
                 given_up += 1;
                 break;
             }
