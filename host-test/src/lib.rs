@@ -10,6 +10,7 @@ pub mod bindings;
 pub mod calls;
 pub mod conformance;
 pub mod fluentbit;
+pub mod jco;
 pub mod rawhttp;
 pub mod replay;
 pub mod runtime;

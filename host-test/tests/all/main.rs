@@ -4,6 +4,7 @@
 
 mod cli;
 mod fluentbit;
+mod jco;
 mod properties;
 mod sandbox;
 mod suite;
