@@ -234,7 +234,7 @@ impl Runtime {
 
     /// `schema.tables`.
     pub fn tables(&self) -> Result<Vec<schema::Table>, CallError> {
-        note("schema", "tables", || vec![], self.call(|p, s| p.teams_sentinel_callrecords_schema().call_tables(s)))
+        note("schema", "tables", Vec::new, self.call(|p, s| p.teams_sentinel_callrecords_schema().call_tables(s)))
     }
 
     /// `schema.tables-json`.
@@ -242,7 +242,7 @@ impl Runtime {
         note(
             "schema",
             "tables-json",
-            || vec![],
+            Vec::new,
             self.call(|p, s| p.teams_sentinel_callrecords_schema().call_tables_json(s)),
         )
     }

@@ -10,10 +10,10 @@
 //! of its small app heap (8 KiB by default), which otherwise hands over a NULL pointer with the
 //! real length for a large record.
 //!
-//! The exports exist only on wasm32: a native build of this crate must not define `malloc`.
 
 #![deny(missing_docs)]
 
+use std::alloc::{Layout, alloc, dealloc};
 use std::cell::RefCell;
 
 use callrecords::expand;
@@ -65,85 +65,81 @@ unsafe fn record<'a>(ptr: *const u8, len: i32) -> Option<&'a [u8]> {
     Some(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
-#[cfg(target_arch = "wasm32")]
-mod exports {
-    use std::alloc::{Layout, alloc, dealloc};
+/// Bytes in front of every `malloc` block that remember its size for `free`.
+const HEADER: usize = 8;
 
-    use super::*;
+// The exports carry their C names only on wasm32: natively they stay mangled, so a native build
+// of this crate never replaces the C library's `malloc`.
 
-    /// Bytes in front of every `malloc` block that remember its size for `free`.
-    const HEADER: usize = 8;
+/// `TeamsCall_CL`: the call row of a callRecord record, or `""`.
+///
+/// # Safety
+/// Called by Fluent Bit with a record pointer valid for `record_len` bytes (or NULL).
+#[cfg_attr(target_arch = "wasm32", unsafe(no_mangle))]
+pub unsafe extern "C" fn callrecords_call_row(
+    _tag: *const u8,
+    _tag_len: i32,
+    _time_sec: i32,
+    _time_nsec: i32,
+    record_ptr: *const u8,
+    record_len: i32,
+) -> *const u8 {
+    // SAFETY: forwarded from Fluent Bit's call.
+    keep(answer(unsafe { record(record_ptr, record_len) }, expand::call_row))
+}
 
-    /// `TeamsCall_CL`: the call row of a callRecord record, or `""`.
-    ///
-    /// # Safety
-    /// Called by Fluent Bit with a record pointer valid for `record_len` bytes (or NULL).
-    #[unsafe(no_mangle)]
-    pub unsafe extern "C" fn callrecords_call_row(
-        _tag: *const u8,
-        _tag_len: i32,
-        _time_sec: i32,
-        _time_nsec: i32,
-        record_ptr: *const u8,
-        record_len: i32,
-    ) -> *const u8 {
-        // SAFETY: forwarded from Fluent Bit's call.
-        keep(answer(unsafe { record(record_ptr, record_len) }, expand::call_row))
+/// `TEAMSGraphCallRecords_CL`: the seed-compatible row of a callRecord record, or `""`.
+///
+/// # Safety
+/// Called by Fluent Bit with a record pointer valid for `record_len` bytes (or NULL).
+#[cfg_attr(target_arch = "wasm32", unsafe(no_mangle))]
+pub unsafe extern "C" fn callrecords_seed_row(
+    _tag: *const u8,
+    _tag_len: i32,
+    _time_sec: i32,
+    _time_nsec: i32,
+    record_ptr: *const u8,
+    record_len: i32,
+) -> *const u8 {
+    // SAFETY: forwarded from Fluent Bit's call.
+    keep(answer(unsafe { record(record_ptr, record_len) }, expand::seed_row))
+}
+
+fn layout(size: usize) -> Option<Layout> {
+    Layout::from_size_align(size.checked_add(HEADER)?, HEADER).ok()
+}
+
+/// C `malloc` over Rust's allocator, so WAMR can copy large records into this module.
+#[cfg_attr(target_arch = "wasm32", unsafe(no_mangle))]
+pub extern "C" fn malloc(size: usize) -> *mut u8 {
+    let Some(layout) = layout(size) else { return std::ptr::null_mut() };
+    // SAFETY: the layout is never zero-sized (it holds the header).
+    let block = unsafe { alloc(layout) };
+    if block.is_null() {
+        return block;
     }
-
-    /// `TEAMSGraphCallRecords_CL`: the seed-compatible row of a callRecord record, or `""`.
-    ///
-    /// # Safety
-    /// Called by Fluent Bit with a record pointer valid for `record_len` bytes (or NULL).
-    #[unsafe(no_mangle)]
-    pub unsafe extern "C" fn callrecords_seed_row(
-        _tag: *const u8,
-        _tag_len: i32,
-        _time_sec: i32,
-        _time_nsec: i32,
-        record_ptr: *const u8,
-        record_len: i32,
-    ) -> *const u8 {
-        // SAFETY: forwarded from Fluent Bit's call.
-        keep(answer(unsafe { record(record_ptr, record_len) }, expand::seed_row))
+    // SAFETY: the block holds at least HEADER bytes, aligned for usize.
+    unsafe {
+        block.cast::<usize>().write(size);
+        block.add(HEADER)
     }
+}
 
-    fn layout(size: usize) -> Option<Layout> {
-        Layout::from_size_align(size.checked_add(HEADER)?, HEADER).ok()
+/// C `free` of a block from [`malloc`]; NULL is ignored.
+///
+/// # Safety
+/// `ptr` is NULL or came from this module's `malloc` and was not freed yet.
+#[cfg_attr(target_arch = "wasm32", unsafe(no_mangle))]
+pub unsafe extern "C" fn free(ptr: *mut u8) {
+    if ptr.is_null() {
+        return;
     }
-
-    /// C `malloc` over Rust's allocator, so WAMR can copy large records into this module.
-    #[unsafe(no_mangle)]
-    pub extern "C" fn malloc(size: usize) -> *mut u8 {
-        let Some(layout) = layout(size) else { return std::ptr::null_mut() };
-        // SAFETY: the layout is never zero-sized (it holds the header).
-        let block = unsafe { alloc(layout) };
-        if block.is_null() {
-            return block;
-        }
-        // SAFETY: the block holds at least HEADER bytes, aligned for usize.
-        unsafe {
-            block.cast::<usize>().write(size);
-            block.add(HEADER)
-        }
-    }
-
-    /// C `free` of a block from [`malloc`]; NULL is ignored.
-    ///
-    /// # Safety
-    /// `ptr` is NULL or came from this module's `malloc` and was not freed yet.
-    #[unsafe(no_mangle)]
-    pub unsafe extern "C" fn free(ptr: *mut u8) {
-        if ptr.is_null() {
-            return;
-        }
-        // SAFETY: `malloc` put the size HEADER bytes in front of `ptr`, with this layout.
-        unsafe {
-            let block = ptr.sub(HEADER);
-            let size = block.cast::<usize>().read();
-            if let Some(layout) = layout(size) {
-                dealloc(block, layout);
-            }
+    // SAFETY: `malloc` put the size HEADER bytes in front of `ptr`, with this layout.
+    unsafe {
+        let block = ptr.sub(HEADER);
+        let size = block.cast::<usize>().read();
+        if let Some(layout) = layout(size) {
+            dealloc(block, layout);
         }
     }
 }
@@ -185,6 +181,39 @@ mod tests {
         // SAFETY: a negative length is refused before the pointer is read.
         assert_eq!(unsafe { record(b"x".as_ptr(), -1) }, None);
         assert_eq!(keep(None), DROP.as_ptr());
+    }
+
+    /// What Fluent Bit does: copy the record NUL-terminated with `malloc`, call, read the C string.
+    fn call(
+        function: unsafe extern "C" fn(*const u8, i32, i32, i32, *const u8, i32) -> *const u8,
+        record: &[u8],
+    ) -> String {
+        let copy = malloc(record.len() + 1);
+        assert!(!copy.is_null());
+        // SAFETY: `copy` has room for the record and its NUL; the result is a C string we own.
+        unsafe {
+            std::ptr::copy_nonoverlapping(record.as_ptr(), copy, record.len());
+            copy.add(record.len()).write(0);
+            let out = function(c"tag".as_ptr().cast(), 3, 0, 0, copy, record.len() as i32);
+            let text = std::ffi::CStr::from_ptr(out.cast()).to_str().unwrap().to_string();
+            free(copy);
+            text
+        }
+    }
+
+    #[test]
+    fn the_exports_answer_through_c_strings() {
+        let row: serde_json::Value = serde_json::from_str(&call(callrecords_call_row, P2P.as_bytes())).unwrap();
+        assert_eq!(row["CallId"], "4f1a7c2e-8b3d-4e6a-9c1f-2d5e8a7b6c01");
+        let seed: serde_json::Value = serde_json::from_str(&call(callrecords_seed_row, P2P.as_bytes())).unwrap();
+        assert_eq!(seed["type"], "peerToPeer");
+        assert_eq!(call(callrecords_call_row, b"[1]"), "");
+        // SAFETY: a NULL record is never read.
+        let out = unsafe { callrecords_seed_row(std::ptr::null(), 0, 0, 0, std::ptr::null(), 4096) };
+        assert_eq!(out, DROP.as_ptr());
+        // SAFETY: NULL is ignored.
+        unsafe { free(std::ptr::null_mut()) };
+        assert!(malloc(usize::MAX).is_null(), "a size that overflows the header is refused");
     }
 
     #[test]
