@@ -9,7 +9,6 @@
 //! `malloc`/`free` are exported so that WAMR copies records with this module's allocator instead
 //! of its small app heap (8 KiB by default), which otherwise hands over a NULL pointer with the
 //! real length for a large record.
-//!
 
 #![deny(missing_docs)]
 
