@@ -1,6 +1,7 @@
 //! The wasmtime harness of the Teams callRecords plugin: loads the `plugin` component once per
 //! process, calls every export in a sandboxed instance (memory cap, deadline, traps as errors),
-//! and carries the conformance suite, the offline replay pipeline and the CLI's building blocks.
+//! and carries the conformance suite, the offline replay pipeline and the CLI's building blocks;
+//! [`fluentbit`] drives the Fluent Bit `filter_wasm` module the way Fluent Bit does.
 
 #![deny(missing_docs)]
 
@@ -8,6 +9,8 @@
 pub mod bindings;
 pub mod calls;
 pub mod conformance;
+pub mod fluentbit;
+pub mod jco;
 pub mod jobs;
 pub mod rawhttp;
 pub mod replay;

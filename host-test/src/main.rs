@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use host_test::bindings::webhook;
-use host_test::{Runtime, conformance, jobs, rawhttp, replay, serve, standin};
+use host_test::fluentbit::{self, FilterModule};
+use host_test::{Limits, Runtime, conformance, jobs, rawhttp, replay, serve, standin};
 
 #[derive(Parser)]
 #[command(
@@ -76,9 +77,10 @@ enum Command {
     },
     /// Print the table schemas as JSON.
     Schema,
-    /// Run the conformance suite against any component that claims the plugin world.
+    /// Run the conformance suite against any component that claims the plugin world, or the
+    /// Fluent Bit checks against a filter_wasm core module (rows compared with the embedded component's).
     Check {
-        /// The component (.wasm).
+        /// The component or Fluent Bit module (.wasm).
         wasm: PathBuf,
     },
     /// The Graph webhook service: the service component on a local address. Without
@@ -143,6 +145,9 @@ enum Command {
         checkpoint: PathBuf,
     },
 }
+
+/// The first bytes of a core wasm module (a component has another version/layer).
+const CORE_MODULE_HEADER: &[u8] = b"\0asm\x01\0\0\0";
 
 /// What a write to a closed stdout reports.
 const BROKEN_PIPE: &str = "stdout closed";
@@ -307,15 +312,28 @@ fn run(command: Command) -> Result<ExitCode, String> {
 }
 
 fn check(wasm: &Path, out: &mut dyn FnMut(&str) -> Result<(), String>) -> Result<ExitCode, String> {
-    let rt = match Runtime::from_file(wasm) {
-        Ok(rt) => rt,
-        Err(e) => {
-            out(&format!("FAIL load: {e}"))?;
-            out("0 passed, 1 failed")?;
-            return Ok(ExitCode::FAILURE);
+    let mut load_failed = |why: String| -> Result<ExitCode, String> {
+        out(&format!("FAIL load: {why}"))?;
+        out("0 passed, 1 failed")?;
+        Ok(ExitCode::FAILURE)
+    };
+    let bytes = match std::fs::read(wasm) {
+        Ok(bytes) => bytes,
+        Err(e) => return load_failed(format!("{}: {e}", wasm.display())),
+    };
+    let results = if bytes.starts_with(CORE_MODULE_HEADER) {
+        // A core module: a Fluent Bit filter, checked against the embedded component's rows.
+        let module = match FilterModule::new(&bytes) {
+            Ok(module) => module,
+            Err(e) => return load_failed(format!("as a Fluent Bit filter_wasm module: {e}")),
+        };
+        fluentbit::run_all(&module, &Runtime::embedded().map_err(|e| e.to_string())?)
+    } else {
+        match Runtime::new(&bytes, Limits::default(), false) {
+            Ok(rt) => conformance::run_all(&rt),
+            Err(e) => return load_failed(e.to_string()),
         }
     };
-    let results = conformance::run_all(&rt);
     let failed = results.iter().filter(|r| r.failure.is_some()).count();
     for r in &results {
         match &r.failure {

@@ -512,6 +512,14 @@ pub fn expand(call_record: &str) -> Result<Vec<TableRows>> {
     ])
 }
 
+/// The one `TeamsCall_CL` row of [`expand`], for hosts that emit one record per callRecord
+/// (Fluent Bit's `filter_wasm` has no fan-out).
+pub fn call_row(call_record: &str) -> Result<String> {
+    let mut tables = expand(call_record)?;
+    let call = tables.iter_mut().find(|t| t.table.name == schema::CALL.name).map(|t| std::mem::take(&mut t.rows));
+    call.and_then(|rows| rows.into_iter().next()).ok_or_else(|| Error::InvalidJson("no call row".into()))
+}
+
 /// Call-level values every row repeats.
 struct Ctx<'a> {
     call_id: Option<Cow<'a, str>>,
@@ -742,4 +750,29 @@ pub fn seed_row(call_record: &str) -> Result<String> {
         sessions: Some(Cow::Owned(sessions.to_string())),
     };
     serde_json::to_string(&row).map_err(|e| Error::json(schema::SEED.name, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_row_is_the_call_table_row_alone() {
+        let record = r#"{"id":"call-1","version":3,"type":"groupCall","startDateTime":"2026-11-20T08:00:00Z",
+            "sessions":[{"id":"s1","segments":[{"id":"g1"},{"id":"g2"}]},{"id":"s2","segments":[{"id":"g3"}]}]}"#;
+        let row: Value = serde_json::from_str(&call_row(record).unwrap()).unwrap();
+        assert_eq!(row["CallId"], "call-1");
+        assert_eq!(row["CallVersion"], 3);
+        assert_eq!(row["CallType"], "groupCall");
+        assert_eq!((row["SessionCount"].as_i64(), row["SegmentCount"].as_i64()), (Some(2), Some(3)));
+        let columns: Vec<&str> = row.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut want: Vec<&str> = schema::CALL.columns.iter().map(|c| c.name).collect();
+        let mut got = columns.clone();
+        want.sort_unstable();
+        got.sort_unstable();
+        assert_eq!(got, want, "exactly the call table's columns");
+        for bad in ["", "[1]", "{}", "not json"] {
+            assert!(matches!(call_row(bad), Err(Error::InvalidJson(_))), "{bad:?}");
+        }
+    }
 }

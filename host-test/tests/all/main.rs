@@ -1,7 +1,10 @@
-//! Integration tests: every export through the component, the CLI as a user runs it, the sandbox,
-//! and property tests. One binary, so the component is compiled once.
+//! Integration tests: every export through the component, the Fluent Bit module through the
+//! filter_wasm convention, the CLI as a user runs it, the sandbox, and property tests. One binary,
+//! so each wasm artifact is compiled once.
 
 mod cli;
+mod fluentbit;
+mod jco;
 mod jobs_cli;
 mod properties;
 mod sandbox;
@@ -12,9 +15,14 @@ mod suite;
 use std::sync::LazyLock;
 
 use host_test::Runtime;
+use host_test::fluentbit::FilterModule;
 
 /// The component under test, loaded once for this binary.
 pub static RT: LazyLock<Runtime> = LazyLock::new(|| Runtime::embedded().expect("the built component loads"));
+
+/// The Fluent Bit filter module under test, compiled once for this binary.
+pub static FILTER: LazyLock<FilterModule> =
+    LazyLock::new(|| FilterModule::embedded().expect("the built Fluent Bit module loads"));
 
 /// A fresh folder for one test.
 pub fn temp_dir(name: &str) -> std::path::PathBuf {
