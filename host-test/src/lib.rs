@@ -11,6 +11,7 @@ pub mod conformance;
 pub mod rawhttp;
 pub mod replay;
 pub mod runtime;
+pub mod sentinel_content;
 pub mod synth;
 
 pub use calls::Error;

@@ -4,6 +4,7 @@
 mod cli;
 mod properties;
 mod sandbox;
+mod sentinel;
 mod suite;
 
 use std::sync::LazyLock;
