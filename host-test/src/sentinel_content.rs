@@ -458,7 +458,7 @@ fn network(public_ip: &str, n: u64) -> Value {
         "relayIPAddress": "52.112.0.10",
         "subnet": format!("10.{}.{}.0", 20 + n % 50, n % 200),
         "port": 50_000 + n % 10_000,
-        "connectionType": if n % 3 == 0 { "wifi" } else { "wired" },
+        "connectionType": if n.is_multiple_of(3) { "wifi" } else { "wired" },
     })
 }
 
@@ -846,7 +846,8 @@ fn sample_readme(planted: &[PlantedCall], counts: &[(String, usize)]) -> String 
          `ThreatIntelligenceIndicator.ndjson` stands in for Microsoft's table: an active indicator for\n\
          `{TI_IP}` and an expired one for the vishing IP, which must not match.\n\n\
          To load them, ingest each file into its table (Logs Ingestion to the stream of the same name,\n\
-         or any Kusto engine); run the hunting queries with a lookback that covers {ATTACK_DAY}.\n\n\
+         or any Kusto engine), save the parsers, and in each hunting query replace\n\
+         `let query_now = now();` with `let query_now = datetime({ATTACK_DAY}) + 1d;`.\n\n\
          | file | rows |\n|---|---|\n"
     ));
     for (file, n) in counts {

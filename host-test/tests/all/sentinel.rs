@@ -114,9 +114,9 @@ fn seed_table_has_the_documented_data_collector_columns() {
         .columns
         .iter()
         .map(|c| {
-            let words = c.description.split(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'));
+            let mut words = c.description.split(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'));
             let suffixed = |w: &&str| ["_s", "_d", "_t", "_b"].iter().any(|s| w.len() > 2 && w.ends_with(s));
-            words.filter(suffixed).next().unwrap_or_else(|| panic!("{}: no column named", c.name)).to_string()
+            words.find(suffixed).unwrap_or_else(|| panic!("{}: no column named", c.name)).to_string()
         })
         .collect();
     assert!(documented.contains(&"Type_s".to_string()) && documented.contains(&"version_d".to_string()));
