@@ -9,7 +9,8 @@
 // join, hand-listed), with the parser functions declared so queries may call them.
 //
 // Usage: node validate.mjs [FILE...]   (no FILE: everything above)
-// Prints `file:line:col: severity: message` per diagnostic; exits 1 if there is any, 2 on misuse.
+// Hunting queries: entity mappings must name returned columns; id a GUID; known tactics.
+// Prints `file:line:col: severity: message` per diagnostic; exits 1 if there is any.
 
 import { createRequire } from "node:module";
 import { readFileSync, readdirSync, existsSync } from "node:fs";
@@ -128,11 +129,37 @@ function checkHunting(globals, file) {
   }
   // A block scalar's value starts on the line after `query: |`.
   const firstLine = lineOf(text, q.range[0]) + (q.type === "BLOCK_LITERAL" || q.type === "BLOCK_FOLDED" ? 1 : 0);
-  check(globals, q.value, file, firstLine - 1);
+  const code = check(globals, q.value, file, firstLine - 1);
   for (const key of ["id", "name", "description", "requiredDataConnectors", "tactics", "relevantTechniques", "entityMappings"]) {
     if (!doc.has(key)) problems.push(`${shown(file)}: error: missing ${key}`);
   }
+  const meta = doc.toJS();
+  if (meta.id && !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(String(meta.id))) {
+    problems.push(`${shown(file)}: error: id is not a GUID: ${meta.id}`);
+  }
+  for (const t of meta.tactics ?? []) {
+    if (!TACTICS.includes(t)) problems.push(`${shown(file)}: error: unknown tactic ${t}`);
+  }
+  for (const t of meta.relevantTechniques ?? []) {
+    if (!/^T\d{4}(\.\d{3})?$/.test(t)) problems.push(`${shown(file)}: error: not a MITRE technique id: ${t}`);
+  }
+  // Entity mappings must name columns the query returns.
+  const columns = new Set(toArray(code.ResultType?.Columns ?? []).map((c) => c.Name));
+  for (const m of meta.entityMappings ?? []) {
+    for (const f of m.fieldMappings ?? []) {
+      if (!columns.has(f.columnName)) {
+        problems.push(`${shown(file)}: error: entity ${m.entityType}.${f.identifier} maps ${f.columnName}, which the query does not return`);
+      }
+    }
+  }
 }
+
+// Microsoft Sentinel's tactic names (MITRE ATT&CK enterprise tactics, no spaces).
+const TACTICS = [
+  "Reconnaissance", "ResourceDevelopment", "InitialAccess", "Execution", "Persistence", "PrivilegeEscalation",
+  "DefenseEvasion", "CredentialAccess", "Discovery", "LateralMovement", "Collection", "CommandAndControl",
+  "Exfiltration", "Impact", "ImpairProcessControl", "InhibitResponseFunction", "PreAttack",
+];
 
 function workbookQueries(node, out) {
   if (Array.isArray(node)) node.forEach((n) => workbookQueries(n, out));

@@ -265,16 +265,21 @@ fn an_unknown_column_fails_the_check_and_is_named() {
     std::fs::write(
         &yaml,
         "id: 00000000-0000-4000-8000-000000000000\nname: n\ndescription: d\nrequiredDataConnectors: []\n\
-         tactics: []\nrelevantTechniques: []\nentityMappings: []\nquery: |\n  TeamsCallLeg_CL\n  | where NoSuchColumn > 1\n",
+         tactics: [Impact]\nrelevantTechniques: [T1496]\nentityMappings:\n  - entityType: Account\n    fieldMappings:\n\
+         \x20     - identifier: AadUserId\n        columnName: CallerId\n      - identifier: AadTenantId\n\
+         \x20       columnName: TenantOfCaller\nquery: |\n  TeamsCallLeg_CL\n  | where NoSuchColumn > 1\n",
     )
     .unwrap();
     let out = validate(&[bad.to_str().unwrap(), yaml.to_str().unwrap()]);
     assert!(!out.status.success());
     let text = out.stdout_text();
     assert!(text.contains("bad.kql:3:") && text.contains("'CallerTenantIdd'"), "{text}");
-    // Line 10 of the YAML file is the query's second line.
-    assert!(text.contains("bad.yaml:10:") && text.contains("'NoSuchColumn'"), "{text}");
-    assert!(text.contains(": 2 problems"), "{text}");
+    // Line 16 of the YAML file is the query's second line.
+    assert!(text.contains("bad.yaml:16:") && text.contains("'NoSuchColumn'"), "{text}");
+    // An entity mapped to a column the query does not return is named; CallerId is returned.
+    assert!(text.contains("maps TenantOfCaller, which the query does not return"), "{text}");
+    assert!(!text.contains("maps CallerId"), "{text}");
+    assert!(text.contains(": 3 problems"), "{text}");
 }
 
 // ---- the sample data holds the planted attacks ---------------------------------------------------------
