@@ -15,6 +15,7 @@ pub mod jobs;
 pub mod rawhttp;
 pub mod replay;
 pub mod runtime;
+pub mod sentinel_content;
 pub mod serve;
 pub mod servehost;
 pub mod standin;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use host_test::bindings::webhook;
 use host_test::fluentbit::{self, FilterModule};
-use host_test::{Limits, Runtime, conformance, jobs, rawhttp, replay, serve, standin};
+use host_test::{Limits, Runtime, conformance, jobs, rawhttp, replay, sentinel_content, serve, standin};
 
 #[derive(Parser)]
 #[command(
@@ -143,6 +143,25 @@ enum Command {
         /// Checkpoint file: a rerun with the same window resumes after the last finished window.
         #[arg(long, default_value = "backfill.checkpoint.json")]
         checkpoint: PathBuf,
+    },
+    /// Write the Sentinel deployment templates generated from the schema: tables.json, dcr.json and
+    /// the Kusto database schema of the KQL validator.
+    SentinelTemplates {
+        /// The Sentinel content folder.
+        #[arg(long, default_value = "examples/sentinel")]
+        out: PathBuf,
+        /// Compare instead of writing; fail naming the stale files.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Write the sample data: synthetic calls with planted attacks, expanded into rows per table.
+    SentinelSampleData {
+        /// The Sentinel content folder (files go to sample-data/ inside).
+        #[arg(long, default_value = "examples/sentinel")]
+        out: PathBuf,
+        /// Compare instead of writing; fail naming the stale files.
+        #[arg(long)]
+        check: bool,
     },
 }
 
@@ -307,6 +326,12 @@ fn run(command: Command) -> Result<ExitCode, String> {
             let rt = Runtime::embedded().map_err(|e| e.to_string())?;
             out(&rt.tables_json().map_err(|e| e.to_string())?)?;
         }
+        Command::SentinelTemplates { out: dir, check } => {
+            return sentinel_files(&sentinel_content::templates(), &dir, check, &mut out);
+        }
+        Command::SentinelSampleData { out: dir, check } => {
+            return sentinel_files(&sentinel_content::sample_data()?, &dir, check, &mut out);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -354,6 +379,30 @@ fn command_job(c: &Command) -> Option<host_test::bindings::driver::Job> {
         Command::Unsubscribe { id } => Job::Unsubscribe(id.clone()),
         _ => return None,
     })
+}
+
+fn sentinel_files(
+    files: &[sentinel_content::Generated],
+    given: &Path,
+    check: bool,
+    out: &mut dyn FnMut(&str) -> Result<(), String>,
+) -> Result<ExitCode, String> {
+    let fallback = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(given);
+    let dir = if given.is_relative() && !given.is_dir() && fallback.is_dir() { fallback } else { given.to_path_buf() };
+    let stale = sentinel_content::write_or_check(files, &dir, check)?;
+    if !check {
+        out(&format!("wrote {} files under {}", files.len(), dir.display()))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for path in &stale {
+        eprintln!("stale: {} (run the same command without --check to regenerate)", path.display());
+    }
+    if stale.is_empty() {
+        out(&format!("{} files up to date under {}", files.len(), dir.display()))?;
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Ok(ExitCode::FAILURE)
+    }
 }
 
 /// `examples/graph` relative to the working directory, else the one next to this crate's source.

@@ -8,6 +8,7 @@ mod jco;
 mod jobs_cli;
 mod properties;
 mod sandbox;
+mod sentinel;
 mod service;
 mod stock;
 mod suite;
