@@ -472,3 +472,30 @@ fn readme_documents_every_setting_the_service_reads() {
         assert!(readme.contains(&format!("| `{name}` |")), "README's settings table lacks {name}");
     }
 }
+
+#[test]
+fn forward_mode_posts_each_table_as_a_json_array_to_its_path() {
+    let r = rig_with(Faults::default(), &[("CALLRECORDS_SINK", "forward")], |_| {});
+    let served = r.post("/notify", &delivery(vec![item(GROUP, CONTOSO, DEMO_CLIENT_STATE)]));
+    assert_eq!(served.status, 202, "{}", served.log);
+    // The forward stand-in files rows under the table named by the URL path.
+    assert_eq!(r.counts(), expected_rows(GROUP));
+    // No Azure Monitor token is needed to forward: one Graph token only.
+    assert_eq!(r.standins.counters().tokens, 1);
+}
+
+#[test]
+fn data_collector_mode_is_signed_so_the_service_accepts_it() {
+    // The stand-in recomputes the SharedKey signature from the request and refuses a wrong one.
+    let r = rig_with(
+        Faults::default(),
+        &[("CALLRECORDS_SINK", "data-collector"), ("CALLRECORDS_SEED_TABLE", "true")],
+        |_| {},
+    );
+    let served = r.post("/notify", &delivery(vec![item(P2P, CONTOSO, DEMO_CLIENT_STATE)]));
+    assert_eq!(served.status, 202, "{} {:?}", served.log, r.standins.last_refusal());
+    let mut expected = expected_rows(P2P);
+    expected.insert("TEAMSGraphCallRecords_CL".into(), 1);
+    assert_eq!(r.counts(), expected);
+    assert_eq!(r.standins.counters().refused, 0);
+}
