@@ -150,7 +150,14 @@ fn envoy_ingestion_outage_answers_503_and_the_redelivery_lands() {
     // The same VM takes the redelivery.
     let second = r.post("/notify", &body);
     assert_eq!(second.status, 202, "{}", log_of(&second));
-    assert_eq!(r.counts(), expected_rows(P2P));
+    // Tables accepted before the outage ended are shipped again: rows repeat, none is missing.
+    let distinct: BTreeMap<String, usize> = r
+        .standins
+        .accepted()
+        .into_iter()
+        .map(|(t, rows)| (t, rows.iter().map(Value::to_string).collect::<BTreeSet<_>>().len()))
+        .collect();
+    assert_eq!(distinct, expected_rows(P2P));
 }
 
 #[test]
