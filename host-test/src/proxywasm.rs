@@ -132,12 +132,15 @@ impl Exchange {
     }
 }
 
+/// Status, headers and body of a local response.
+type LocalResponse = (u16, Vec<(String, String)>, Vec<u8>);
+
 /// A stream's request as the host holds it.
 #[derive(Default)]
 struct StreamState {
     headers: Headers,
     body: Vec<u8>,
-    answer: Option<(u16, Vec<(String, String)>, Vec<u8>)>,
+    answer: Option<LocalResponse>,
 }
 
 struct PendingCall {

@@ -181,3 +181,21 @@ fn envoy_malformed_plugin_configuration_answers_500_naming_the_problem() {
         assert!(r.vm.logs().iter().any(|(level, m)| *level >= 3 && m.contains(needle)), "{:?}", r.vm.logs());
     }
 }
+
+#[test]
+fn proxy_wasm_header_maps_round_trip_and_malformed_ones_are_refused() {
+    let map = vec![(":status".to_string(), b"200".to_vec()), ("x-a".to_string(), b"".to_vec())];
+    let bytes = host_test::proxywasm::serialize_map(&map);
+    // count, two length pairs, then "`:status`\0`200`\0`x-a`\0\0", all written out here.
+    let mut expected = vec![2, 0, 0, 0, 7, 0, 0, 0, 3, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0];
+    expected.extend(b":status\x00200\x00x-a\x00\x00");
+    assert_eq!(bytes, expected);
+    let back = host_test::proxywasm::deserialize_map(&bytes).unwrap();
+    assert_eq!(back, vec![(":status".to_string(), "200".to_string()), ("x-a".to_string(), String::new())]);
+    for bad in [&bytes[..bytes.len() - 1], &bytes[..3], &[255, 255, 255, 255][..]] {
+        assert_eq!(host_test::proxywasm::deserialize_map(bad), None);
+    }
+    let mut no_nul = bytes.clone();
+    no_nul[20 + 7] = b'x';
+    assert_eq!(host_test::proxywasm::deserialize_map(&no_nul), None);
+}
