@@ -199,3 +199,13 @@ fn proxy_wasm_header_maps_round_trip_and_malformed_ones_are_refused() {
     no_nul[20 + 7] = b'x';
     assert_eq!(host_test::proxywasm::deserialize_map(&no_nul), None);
 }
+
+#[test]
+fn envoy_body_over_the_limit_is_refused_413_without_http_calls() {
+    let mut r = rig_with(Faults::default(), &plugin_config(&[("CALLRECORDS_MAX_BODY_BYTES", "1000")]));
+    let big = delivery(vec![item(P2P, CONTOSO, DEMO_CLIENT_STATE); 20]);
+    assert!(big.to_string().len() > 1000);
+    let ex = r.post("/notify", &big);
+    assert_eq!(ex.status, 413, "{}", log_of(&ex));
+    assert!(ex.calls.is_empty(), "{:?}", ex.calls);
+}
