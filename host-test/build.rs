@@ -1,6 +1,6 @@
 //! Builds the plugin component, the service component (`--features service`: the plugin exports
 //! plus a wasi:http handler), a deliberately broken twin for the conformance tests, and the Fluent
-//! Bit `filter_wasm` core module with a nested cargo, so `cargo run` / `cargo test` need no other
+//! Bit `filter_wasm` core module and the Envoy proxy-wasm filter with a nested cargo, so `cargo run` / `cargo test` need no other
 //! setup step.
 //!
 //! The nested build uses its own target directory (`target/wasm`) so it never waits on the outer
@@ -14,11 +14,14 @@ use std::process::Command;
 const COMPONENT: &str = "wasm32-wasip2";
 /// The Fluent Bit module's target (Fluent Bit's WAMR recommends it; it imports nothing).
 const CORE_MODULE: &str = "wasm32-unknown-unknown";
+/// The Envoy proxy-wasm filter's target (Envoy implements a WASI preview 1 subset).
+const PROXY_WASM: &str = "wasm32-wasip1";
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest_dir.parent().expect("host-test lives in the workspace").to_path_buf();
-    let inputs = ["plugin/src", "plugin/Cargo.toml", "plugin/fluent-bit", "wit", "Cargo.toml", "Cargo.lock"];
+    let inputs =
+        ["plugin/src", "plugin/Cargo.toml", "plugin/fluent-bit", "plugin/envoy", "wit", "Cargo.toml", "Cargo.lock"];
     for p in inputs {
         println!("cargo:rerun-if-changed={}", root.join(p).display());
     }
@@ -26,6 +29,7 @@ fn main() {
     let target_dir = root.join("target").join("wasm");
     ensure_target(COMPONENT);
     ensure_target(CORE_MODULE);
+    ensure_target(PROXY_WASM);
 
     let release = ["--profile", "wasm-release"];
     // The service build first: both builds write `callrecords.wasm`, and the plugin component is
@@ -41,11 +45,14 @@ fn main() {
     let fluent_bit = ("fluent-bit-filter", "callrecords_fluent_bit");
     let filter = build(&root, &target_dir, fluent_bit, CORE_MODULE, &release, "wasm-release");
     copy(&filter, &out_dir.join("fluent-bit-filter.wasm"));
+    let envoy = build(&root, &target_dir, ("envoy-filter", "callrecords_envoy"), PROXY_WASM, &release, "wasm-release");
+    copy(&envoy, &out_dir.join("envoy-filter.wasm"));
 
     println!("cargo:rustc-env=CALLRECORDS_PLUGIN_WASM={}", out_dir.join("plugin.wasm").display());
     println!("cargo:rustc-env=CALLRECORDS_SERVICE_WASM={}", out_dir.join("service.wasm").display());
     println!("cargo:rustc-env=CALLRECORDS_MISBEHAVING_WASM={}", out_dir.join("misbehaving.wasm").display());
     println!("cargo:rustc-env=CALLRECORDS_FLUENT_BIT_WASM={}", out_dir.join("fluent-bit-filter.wasm").display());
+    println!("cargo:rustc-env=CALLRECORDS_ENVOY_WASM={}", out_dir.join("envoy-filter.wasm").display());
 }
 
 /// rust-toolchain.toml lists the target, but rustup does not install it where auto-install is off.

@@ -1,7 +1,8 @@
 //! The wasmtime harness of the Teams callRecords plugin: loads the `plugin` component once per
 //! process, calls every export in a sandboxed instance (memory cap, deadline, traps as errors),
 //! and carries the conformance suite, the offline replay pipeline and the CLI's building blocks;
-//! [`fluentbit`] drives the Fluent Bit `filter_wasm` module the way Fluent Bit does.
+//! [`fluentbit`] drives the Fluent Bit `filter_wasm` module the way Fluent Bit does, [`proxywasm`]
+//! the Envoy filter the way Envoy's `envoy.filters.http.wasm` does.
 
 #![deny(missing_docs)]
 
@@ -12,6 +13,7 @@ pub mod conformance;
 pub mod fluentbit;
 pub mod jco;
 pub mod jobs;
+pub mod proxywasm;
 pub mod rawhttp;
 pub mod replay;
 pub mod runtime;

@@ -3,6 +3,7 @@
 //! so each wasm artifact is compiled once.
 
 mod cli;
+mod envoy;
 mod fluentbit;
 mod jco;
 mod jobs_cli;

@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 
 /// Intercepted requests carry this origin; nothing listens there.
 const BASE: &str = "http://stand-ins.test";
-const P2P: &str = "4f1a7c2e-8b3d-4e6a-9c1f-2d5e8a7b6c01";
-const GROUP: &str = "8d2b6e4a-1c7f-4a3e-b5d9-6e0f1a2b3c02";
+pub const P2P: &str = "4f1a7c2e-8b3d-4e6a-9c1f-2d5e8a7b6c01";
+pub const GROUP: &str = "8d2b6e4a-1c7f-4a3e-b5d9-6e0f1a2b3c02";
 
 pub static TOKIO: LazyLock<tokio::runtime::Runtime> =
     LazyLock::new(|| tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap());
@@ -108,7 +108,7 @@ fn lifecycle_for(event: &str, subscription: &str) -> Value {
 
 /// Rows the sample call must give, counted from its JSON here (not by the code under test):
 /// one call row, a leg per segment, a stream row per media stream, a participant row each.
-fn expected_rows(call: &str) -> BTreeMap<String, usize> {
+pub fn expected_rows(call: &str) -> BTreeMap<String, usize> {
     let mut record: Option<Value> = None;
     let mut sessions = vec![];
     let mut participants = vec![];
