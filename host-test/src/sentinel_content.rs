@@ -434,20 +434,9 @@ fn mcu() -> Value {
     })
 }
 
-/// UTC timestamp of `epoch` seconds, ISO 8601 with a `Z`.
+/// UTC timestamp of `epoch` seconds, ISO 8601 with a `Z` (the core's formatter).
 pub fn iso(epoch: i64) -> String {
-    let (days, secs) = (epoch.div_euclid(DAY), epoch.rem_euclid(DAY));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
+    callrecords::values::format_timestamp(callrecords::values::Instant { secs: epoch, ticks: 0 })
 }
 
 /// A network side of a media entry; `None` public IP means no media path was set up.
