@@ -1,0 +1,131 @@
+//! `callrecords serve`: the service component as the Graph webhook on a local address, with the
+//! embedded default (local Graph, token and ingestion stand-ins, rows into `./workspace/`) when no
+//! Azure settings are given, and real Graph + Azure Monitor when they are. A resync the component
+//! asks for (after `missed` or a recreated subscription) is run as a backfill in the background.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use callrecords_host::Runtime;
+use callrecords_host::bindings::driver::{BackfillWindow, Job};
+use callrecords_host::service::{OnServed, Outbound, Served, ServiceHost};
+use callrecords_host::transport::{Network, Transport};
+use callrecords_test_kit::demo::{self, DEMO_CLIENT_STATE};
+use callrecords_test_kit::standin::{self, Faults, StandIns};
+
+/// Every Nth Graph request of the embedded default is throttled (429, `Retry-After: 1`), so the
+/// retry path shows in the demo.
+pub const DEMO_THROTTLE_EVERY: u32 = 7;
+
+/// Options of `callrecords serve`.
+pub struct Options {
+    /// Where to listen.
+    pub listen: String,
+    /// `examples/graph` (the embedded default's callRecords).
+    pub examples: PathBuf,
+    /// Where the embedded default's ingestion stand-in writes rows.
+    pub workspace: PathBuf,
+}
+
+/// The `CALLRECORDS_*` variables of this process.
+pub fn process_env() -> Vec<(String, String)> {
+    std::env::vars().filter(|(k, _)| k.starts_with("CALLRECORDS_")).collect()
+}
+
+/// Start the embedded default's stand-ins on a free local port.
+pub fn embedded_standins(examples: &Path, workspace: &Path) -> Result<Arc<StandIns>, String> {
+    let faults = Faults { graph_429_every: Some(DEMO_THROTTLE_EVERY), ..Faults::default() };
+    let records = examples.join("callrecords");
+    let ws = workspace.to_path_buf();
+    let (_, s) = standin::start_http("127.0.0.1:0", move |base| StandIns::new(base, &records, Some(ws), faults))?;
+    Ok(s)
+}
+
+/// Run the service until the process is stopped.
+pub fn run(opts: Options) -> Result<(), String> {
+    let rt = Arc::new(Runtime::embedded().map_err(|e| e.to_string())?);
+    let mut env = process_env();
+    let demo = !env.iter().any(|(k, _)| k == "CALLRECORDS_TENANT_ID");
+    let mut standins = None;
+    if demo {
+        let s = embedded_standins(&opts.examples, &opts.workspace)?;
+        env = demo::demo_env(s.base(), "logs-ingestion");
+        standins = Some(s);
+    }
+    let settings = rt.describe_settings(&env).map_err(|e| format!("settings: {e}"))?;
+    let host = Arc::new(ServiceHost::embedded(env.clone(), Outbound::Network)?);
+    let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let listener = tokio
+        .block_on(tokio::net::TcpListener::bind(&opts.listen))
+        .map_err(|e| format!("cannot listen on {}: {e}", opts.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+
+    let mut banner = vec![format!("callrecords serve: the service component on http://{addr}/ (any path)")];
+    if let Some(s) = &standins {
+        banner.push(format!(
+            "embedded default: no CALLRECORDS_TENANT_ID, so Graph, login and ingestion are local stand-ins at {}",
+            s.base()
+        ));
+        banner.push(format!(
+            "  Graph serves the {} callRecords of {} (paged like Graph; every {DEMO_THROTTLE_EVERY}th request throttled)",
+            s.call_ids().len(),
+            opts.examples.join("callrecords").display()
+        ));
+        banner.push(format!("  accepted rows are appended to {}/<Table>.ndjson", opts.workspace.display()));
+        banner.push(format!("  demo clientState: {}", DEMO_CLIENT_STATE));
+    }
+    banner.push("settings in effect:".into());
+    for (k, v) in &settings {
+        banner.push(format!("  {k:<32} {v}"));
+    }
+    if standins.is_some() {
+        banner.push(format!("try:  curl -i -X POST 'http://{addr}/notify?validationToken=hello%20graph'"));
+    }
+    for line in banner {
+        println!("{line}");
+    }
+    let _ = std::io::stdout().flush();
+
+    let resync_env = env.clone();
+    let on_served: OnServed = Arc::new(move |method, path, served| {
+        println!("{}", console_line(method, path, served));
+        if let Some(resync) = served.report().and_then(|r| r.get("resync").cloned()).filter(|r| !r.is_null()) {
+            let since = resync["since"].as_str().unwrap_or_default().to_string();
+            let until = resync["until"].as_str().unwrap_or_default().to_string();
+            println!("resync: backfill {since} .. {until} scheduled ({})", resync["reason"].as_str().unwrap_or(""));
+            let (rt, env) = (rt.clone(), resync_env.clone());
+            std::thread::spawn(move || background_backfill(&rt, &env, since, until));
+        }
+    });
+    tokio.block_on(host.serve(listener, on_served)).map_err(|e| e.to_string())
+}
+
+/// One console line per request: status, what the component logged (calls, rows, retries), time.
+pub fn console_line(method: &str, path: &str, served: &Served) -> String {
+    let log = served.log.lines().last().unwrap_or_default();
+    // The component's own line starts with "METHOD /path -> status"; keep only what follows.
+    let detail = log.split_once(" -> ").map(|(_, rest)| rest.split_once(' ').map_or("", |(_, d)| d)).unwrap_or(log);
+    format!("{method} {path} {} {} ({} ms)", served.status, detail.trim(), served.elapsed.as_millis())
+}
+
+fn background_backfill(rt: &Runtime, env: &[(String, String)], since: String, until: String) {
+    let transport: Box<dyn Transport> = match Network::new() {
+        Ok(n) => Box::new(n),
+        Err(e) => {
+            println!("resync: cannot start: {e}");
+            return;
+        }
+    };
+    let job = Job::Backfill(BackfillWindow { since: since.clone(), until: until.clone(), window_hours: 24 });
+    match rt.run_job(&env.to_vec(), &job, transport.as_ref(), &mut |_| {}) {
+        Ok(r) => println!(
+            "resync {since} .. {until}: {} calls, {} rows, {} retries{}",
+            r.report.calls,
+            r.report.rows,
+            r.report.retries,
+            r.report.error.map(|e| format!(", error: {e}")).unwrap_or_default()
+        ),
+        Err(e) => println!("resync {since} .. {until} failed: {e}"),
+    }
+}

@@ -1,0 +1,211 @@
+//! The Envoy filter through the real proxy-wasm ABI (the harness's host in `proxywasm.rs`), its
+//! http calls answered by in-process stand-ins behind three "clusters": the handshake, a
+//! delivery whose rows must equal the service component's, a forged clientState, Graph's 429
+//! (waited out on the root context's tick), an ingestion outage, and a bad plugin configuration.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, LazyLock, Mutex};
+
+use callrecords_conformance::proxywasm::{Exchange, FilterModule, HttpCall, Vm};
+use callrecords_test_kit::demo::{CONTOSO, DEMO_CLIENT_STATE};
+use callrecords_test_kit::standin::{Answer, Faults, Request, StandIns};
+use serde_json::{Value, json};
+
+use crate::service::{GROUP, P2P, callrecords_dir, delivery, expected_rows, item, rig};
+
+static MODULE: LazyLock<FilterModule> = LazyLock::new(|| FilterModule::embedded().expect("the Envoy filter loads"));
+
+/// Cluster name → the host its origin names (each cluster is one upstream in envoy.yaml).
+const CLUSTERS: [(&str, &str); 3] = [("login", "login.test"), ("graph", "graph.test"), ("ingestion", "ingestion.test")];
+
+/// The plugin configuration: the demo settings with login, Graph and the DCE on their own origins.
+fn plugin_config(extra: &[(&str, &str)]) -> String {
+    let mut settings: BTreeMap<String, String> =
+        callrecords_test_kit::demo::demo_env("http://graph.test", "logs-ingestion").into_iter().collect();
+    settings.insert("CALLRECORDS_LOGIN_URL".into(), "http://login.test/login".into());
+    settings.insert("CALLRECORDS_DCE_URL".into(), "http://ingestion.test/ingest".into());
+    settings.insert("CALLRECORDS_RETRY_BASE_MS".into(), "10".into());
+    for (k, v) in extra {
+        settings.insert(k.to_string(), v.to_string());
+    }
+    let clusters: BTreeMap<String, &str> = CLUSTERS.iter().map(|(c, h)| (format!("http://{h}"), *c)).collect();
+    json!({"settings": settings, "clusters": clusters}).to_string()
+}
+
+struct Rig {
+    standins: Arc<StandIns>,
+    vm: Vm,
+    /// Calls that reached a cluster other than the one their `:authority` belongs to.
+    misrouted: Arc<Mutex<Vec<String>>>,
+}
+
+fn rig_with(faults: Faults, config: &str) -> Rig {
+    let standins = Arc::new(StandIns::new("http://graph.test", &callrecords_dir(), None, faults).expect("stand-ins"));
+    let misrouted = Arc::new(Mutex::new(vec![]));
+    let (s, m) = (standins.clone(), misrouted.clone());
+    let upstream = Box::new(move |call: &HttpCall| -> Answer {
+        let authority = call.header(":authority").unwrap_or_default();
+        if !CLUSTERS.iter().any(|(c, h)| *c == call.cluster && *h == authority) {
+            m.lock().unwrap().push(format!("{} -> cluster {}", authority, call.cluster));
+            return Answer::Response { status: 421, headers: vec![], body: b"misdirected".to_vec() };
+        }
+        let headers = call.headers.iter().filter(|(k, _)| !k.starts_with(':')).cloned().collect();
+        s.answer(&Request {
+            method: call.header(":method").unwrap_or_default().to_string(),
+            path: call.header(":path").unwrap_or_default().to_string(),
+            headers,
+            body: call.body.clone(),
+        })
+    });
+    let vm = Vm::start(&MODULE, config.as_bytes(), upstream).expect("the filter starts");
+    Rig { standins, vm, misrouted }
+}
+
+fn envoy(faults: Faults) -> Rig {
+    rig_with(faults, &plugin_config(&[]))
+}
+
+impl Rig {
+    fn post(&mut self, path: &str, body: &Value) -> Exchange {
+        let headers = [("content-type", "application/json")];
+        let ex = self.vm.request("POST", path, &headers, body.to_string().as_bytes()).expect("the filter answers");
+        assert!(self.misrouted.lock().unwrap().is_empty(), "misrouted: {:?}", self.misrouted.lock().unwrap());
+        assert!(self.vm.unsupported_calls().is_empty(), "unsupported: {:?}", self.vm.unsupported_calls());
+        ex
+    }
+
+    fn counts(&self) -> BTreeMap<String, usize> {
+        self.standins.accepted().into_iter().map(|(k, v)| (k, v.len())).collect()
+    }
+}
+
+fn log_of(ex: &Exchange) -> String {
+    format!("{} {}", ex.status, String::from_utf8_lossy(&ex.body))
+}
+
+#[test]
+fn envoy_validation_handshake_is_answered_locally_without_http_calls() {
+    let mut r = envoy(Faults::default());
+    let ex = r.vm.request("POST", "/notify?validationToken=a%2Bb%20c%3C", &[], b"").unwrap();
+    assert_eq!(ex.status, 200, "{}", log_of(&ex));
+    assert_eq!(ex.body, b"a+b c<");
+    assert!(ex.headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("content-type") && v.starts_with("text/plain")));
+    assert!(ex.calls.is_empty(), "{:?}", ex.calls);
+}
+
+#[test]
+fn envoy_delivery_of_the_group_call_ships_the_same_rows_as_the_service_component() {
+    let body = delivery(vec![item(GROUP, CONTOSO, DEMO_CLIENT_STATE)]);
+    let mut r = envoy(Faults::default());
+    let ex = r.post("/notify", &body);
+    assert_eq!(ex.status, 202, "{}", log_of(&ex));
+    assert_eq!(r.counts(), expected_rows(GROUP));
+    let report = ex.json().expect("JSON report");
+    assert_eq!(report["calls"][0]["id"], GROUP);
+    // Every service was reached through its own cluster.
+    let clusters: BTreeSet<&str> = ex.calls.iter().map(|c| c.cluster.as_str()).collect();
+    assert_eq!(clusters, BTreeSet::from(["login", "graph", "ingestion"]));
+    assert!(ex.calls.iter().all(|c| c.timeout_ms > 0 && c.timeout_ms <= 2500), "timeouts within the deadline");
+
+    // The same delivery through the wasi:http service component lands the same rows.
+    let service = rig(Faults::default());
+    let served = service.post("/notify", &body);
+    assert_eq!(served.status, 202, "{}", served.log);
+    let rows = |s: &StandIns| -> BTreeMap<String, BTreeSet<String>> {
+        s.accepted().into_iter().map(|(t, rows)| (t, rows.iter().map(Value::to_string).collect())).collect()
+    };
+    assert_eq!(rows(&r.standins), rows(&service.standins));
+}
+
+#[test]
+fn envoy_forged_client_state_gets_202_and_no_http_calls() {
+    let mut r = envoy(Faults::default());
+    let ex = r.post("/notify", &delivery(vec![item(P2P, CONTOSO, "not-the-secret")]));
+    assert_eq!(ex.status, 202, "{}", log_of(&ex));
+    assert_eq!(ex.json().unwrap()["rejected"], 1);
+    assert!(ex.calls.is_empty(), "{:?}", ex.calls);
+    assert!(r.counts().is_empty());
+}
+
+#[test]
+fn envoy_graph_429_is_waited_out_on_the_root_tick_then_202() {
+    let mut r = envoy(Faults { graph_429_every: Some(2), ..Faults::default() });
+    let ex = r.post("/notify", &delivery(vec![item(P2P, CONTOSO, DEMO_CLIENT_STATE)]));
+    assert_eq!(ex.status, 202, "{}", log_of(&ex));
+    assert_eq!(r.counts(), expected_rows(P2P));
+    assert!(ex.json().unwrap()["retries"].as_u64().unwrap() >= 1);
+    assert!(ex.ticks > 0, "the wait did not go through proxy_on_tick");
+    assert!(ex.elapsed >= std::time::Duration::from_secs(1), "Retry-After: 1 was not honoured: {:?}", ex.elapsed);
+    assert!(ex.elapsed < std::time::Duration::from_millis(2900), "{:?}", ex.elapsed);
+}
+
+#[test]
+fn envoy_ingestion_outage_answers_503_and_the_redelivery_lands() {
+    let mut r = envoy(Faults { ingestion_outage: 6, ..Faults::default() });
+    let body = delivery(vec![item(P2P, CONTOSO, DEMO_CLIENT_STATE)]);
+    let first = r.post("/notify", &body);
+    assert_eq!(first.status, 503, "{}", log_of(&first));
+    assert!(first.ticks > 0, "the backoff did not go through proxy_on_tick");
+    assert!(first.json().unwrap()["rows_not_accepted"].as_u64().unwrap() > 0);
+    // The same VM takes the redelivery.
+    let second = r.post("/notify", &body);
+    assert_eq!(second.status, 202, "{}", log_of(&second));
+    // Tables accepted before the outage ended are shipped again: rows repeat, none is missing.
+    let distinct: BTreeMap<String, usize> = r
+        .standins
+        .accepted()
+        .into_iter()
+        .map(|(t, rows)| (t, rows.iter().map(Value::to_string).collect::<BTreeSet<_>>().len()))
+        .collect();
+    assert_eq!(distinct, expected_rows(P2P));
+}
+
+#[test]
+fn envoy_malformed_plugin_configuration_answers_500_naming_the_problem() {
+    let cases: [(String, &str); 4] = [
+        ("{not json".into(), "not JSON"),
+        ("{\"settings\": {}, \"clusters\": {}}".into(), "CALLRECORDS_TENANT_ID"),
+        (plugin_config(&[("CALLRECORDS_DCE_URL", "http://elsewhere.test/ingest")]), "http://elsewhere.test"),
+        (String::new(), "empty"),
+    ];
+    for (config, needle) in cases {
+        let mut r = rig_with(Faults::default(), &config);
+        assert!(r.vm.configured(), "the filter refused its configuration instead of answering 500");
+        for _ in 0..2 {
+            let ex = r.vm.request("POST", "/notify", &[], br#"{"value": []}"#).expect("the host survives");
+            assert_eq!(ex.status, 500, "{}", log_of(&ex));
+            let text = String::from_utf8_lossy(&ex.body);
+            assert!(text.contains(needle), "{config:?}: {text}");
+            assert!(ex.calls.is_empty());
+        }
+        assert!(r.vm.logs().iter().any(|(level, m)| *level >= 3 && m.contains(needle)), "{:?}", r.vm.logs());
+    }
+}
+
+#[test]
+fn proxy_wasm_header_maps_round_trip_and_malformed_ones_are_refused() {
+    let map = vec![(":status".to_string(), b"200".to_vec()), ("x-a".to_string(), b"".to_vec())];
+    let bytes = callrecords_conformance::proxywasm::serialize_map(&map);
+    // count, two length pairs, then "`:status`\0`200`\0`x-a`\0\0", all written out here.
+    let mut expected = vec![2, 0, 0, 0, 7, 0, 0, 0, 3, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0];
+    expected.extend(b":status\x00200\x00x-a\x00\x00");
+    assert_eq!(bytes, expected);
+    let back = callrecords_conformance::proxywasm::deserialize_map(&bytes).unwrap();
+    assert_eq!(back, vec![(":status".to_string(), "200".to_string()), ("x-a".to_string(), String::new())]);
+    for bad in [&bytes[..bytes.len() - 1], &bytes[..3], &[255, 255, 255, 255][..]] {
+        assert_eq!(callrecords_conformance::proxywasm::deserialize_map(bad), None);
+    }
+    let mut no_nul = bytes.clone();
+    no_nul[20 + 7] = b'x';
+    assert_eq!(callrecords_conformance::proxywasm::deserialize_map(&no_nul), None);
+}
+
+#[test]
+fn envoy_body_over_the_limit_is_refused_413_without_http_calls() {
+    let mut r = rig_with(Faults::default(), &plugin_config(&[("CALLRECORDS_MAX_BODY_BYTES", "1000")]));
+    let big = delivery(vec![item(P2P, CONTOSO, DEMO_CLIENT_STATE); 20]);
+    assert!(big.to_string().len() > 1000);
+    let ex = r.post("/notify", &big);
+    assert_eq!(ex.status, 413, "{}", log_of(&ex));
+    assert!(ex.calls.is_empty(), "{:?}", ex.calls);
+}

@@ -1,0 +1,295 @@
+//! The CLI's jobs (backfill, subscribe, subscriptions, renew, unsubscribe) and `serve`, through
+//! the built binary, against stand-ins served over real HTTP by this test process.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use callrecords_test_kit::demo::{CONTOSO, DEMO_CLIENT_STATE};
+use callrecords_test_kit::standin::{self, Faults, StandIns};
+use serde_json::Value;
+
+use crate::cli::OutputText;
+use crate::service::{callrecords_dir, delivery, item};
+use crate::stock::{ChildGuard, free_port, iso, now_secs, post, read_lossy, unix_secs, wait_for_port};
+use crate::temp_dir;
+
+const SECRET: &str = "demo-client-secret";
+const GROUP: &str = "8d2b6e4a-1c7f-4a3e-b5d9-6e0f1a2b3c02";
+const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/graph");
+
+/// Stand-ins over HTTP on a free port, rows also written under `workspace`.
+fn standins(workspace: &Path) -> Arc<StandIns> {
+    let ws = workspace.to_path_buf();
+    let (_, s) = standin::start_http("127.0.0.1:0", move |base| {
+        StandIns::new(base, &callrecords_dir(), Some(ws), Faults::default())
+    })
+    .expect("stand-ins start");
+    s
+}
+
+/// The CLI with exactly `env` as its CALLRECORDS_* settings (none inherited).
+fn run(args: &[&str], env: &[(String, String)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_callrecords"));
+    cmd.args(args).stdin(Stdio::null());
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("CALLRECORDS_")) {
+        cmd.env_remove(k);
+    }
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
+    let out = cmd.output().expect("run callrecords");
+    assert_no_secret(&out);
+    out
+}
+
+fn assert_no_secret(out: &Output) {
+    for text in [out.stdout_text(), out.stderr_text()] {
+        assert!(!text.contains(SECRET), "the client secret was printed:\n{text}");
+    }
+}
+
+fn assert_ok(out: &Output) {
+    assert!(out.status.success(), "{:?}\nstdout: {}\nstderr: {}", out.status, out.stdout_text(), out.stderr_text());
+}
+
+/// Exit code 1, one clean `error:` line naming `expect`.
+fn assert_fails_with(out: &Output, expect: &str) {
+    assert_eq!(out.status.code(), Some(1), "stdout: {}\nstderr: {}", out.stdout_text(), out.stderr_text());
+    let err = out.stderr_text();
+    assert!(err.starts_with("error: "), "stderr: {err}");
+    assert!(err.contains(expect), "stderr {err:?} lacks {expect:?}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+fn summary_line(out: &Output) -> String {
+    let text = out.stdout_text();
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("backfill ")).collect();
+    assert_eq!(lines.len(), 1, "one summary line expected in {text:?}");
+    lines[0].to_string()
+}
+
+fn call_ids(s: &StandIns) -> BTreeSet<String> {
+    s.accepted()
+        .get("TeamsCall_CL")
+        .into_iter()
+        .flatten()
+        .map(|r| r["CallId"].as_str().expect("CallId").to_string())
+        .collect()
+}
+
+fn row_counts(s: &StandIns) -> Vec<(String, usize)> {
+    s.accepted().into_iter().map(|(k, v)| (k, v.len())).collect()
+}
+
+/// The sample calls that started in `[since, until)`, read from the sample files here.
+fn sample_calls_between(since: &str, until: &str) -> BTreeSet<String> {
+    let (lo, hi) = (unix_secs(since), unix_secs(until));
+    let mut ids = BTreeSet::new();
+    for entry in std::fs::read_dir(callrecords_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        if let (Some(id), Some(start)) = (v["id"].as_str(), v["startDateTime"].as_str())
+            && (lo..hi).contains(&unix_secs(start))
+        {
+            ids.insert(id.to_string());
+        }
+    }
+    ids
+}
+
+fn checkpoint(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).expect("the checkpoint was written")).expect("checkpoint is JSON")
+}
+
+#[test]
+fn backfill_ships_every_call_then_resumes_from_its_checkpoint() {
+    let dir = temp_dir("jobs-cli-backfill");
+    let s = standins(&dir.join("ws"));
+    let env = callrecords_test_kit::demo::demo_env(s.base(), "logs-ingestion");
+    let cp = dir.join("cp.json");
+    let (since, until) = ("2026-11-20T00:00:00Z", "2026-11-28T00:00:00Z");
+    let expected = sample_calls_between(since, until);
+    assert_eq!(expected.len(), 5, "the five sample calls start in the window");
+    let cp_arg = cp.to_str().unwrap();
+    let backfill = |since: &str, until: &str| {
+        run(&["backfill", "--since", since, "--until", until, "--window-hours", "24", "--checkpoint", cp_arg], &env)
+    };
+
+    let out = backfill(since, until);
+    assert_ok(&out);
+    let line = summary_line(&out);
+    assert!(line.starts_with(&format!("backfill {since} .. {until}: 8 windows, 5 calls, ")), "{line}");
+    assert!(line.ends_with(", 0 calls failed"), "{line}");
+    assert_eq!(call_ids(&s), expected);
+    assert_eq!(s.accepted()["TeamsCall_CL"].len(), 5, "one call row per call");
+    let landed = std::fs::read_to_string(dir.join("ws/TeamsCall_CL.ndjson")).unwrap();
+    assert_eq!(landed.lines().count(), 5);
+    let c = checkpoint(&cp);
+    assert_eq!(c["since"], since);
+    assert_eq!(c["until"], until);
+    assert_eq!(c["completed_until"], until);
+    let rows: usize = s.accepted().values().map(Vec::len).sum();
+    assert!(line.contains(&format!(" {rows} rows, ")), "{line} vs {rows} rows accepted");
+
+    // The same window again: the checkpoint says it is done; nothing is asked or shipped.
+    let before = row_counts(&s);
+    let (graph, tokens) = (s.counters().graph, s.counters().tokens);
+    let out = backfill(since, until);
+    assert_ok(&out);
+    let line = summary_line(&out);
+    assert!(line.starts_with(&format!("backfill {until} .. {until}: 0 windows, 0 calls, 0 rows")), "{line}");
+    assert_eq!(row_counts(&s), before);
+    assert_eq!((s.counters().graph, s.counters().tokens), (graph, tokens));
+    assert_eq!(checkpoint(&cp)["completed_until"], until);
+
+    // Another window: the checkpoint is not for it, so it starts over from its own since.
+    let later = "2026-11-28T12:00:00Z";
+    let out = backfill(since, later);
+    assert_ok(&out);
+    let line = summary_line(&out);
+    assert!(line.starts_with(&format!("backfill {since} .. {later}: 9 windows, 5 calls, ")), "{line}");
+    assert_eq!(s.accepted()["TeamsCall_CL"].len(), 10, "every call shipped again");
+    let c = checkpoint(&cp);
+    assert_eq!((c["since"].as_str(), c["until"].as_str()), (Some(since), Some(later)));
+    assert_eq!(c["completed_until"], later);
+}
+
+#[test]
+fn backfill_refuses_a_start_beyond_graphs_30_days() {
+    let dir = temp_dir("jobs-cli-backfill-30");
+    let s = standins(&dir.join("ws"));
+    let env = callrecords_test_kit::demo::demo_env(s.base(), "logs-ingestion");
+    let since = iso(now_secs() - 31 * 86_400);
+    let cp = dir.join("cp.json");
+    let out = run(&["backfill", "--since", &since, "--checkpoint", cp.to_str().unwrap()], &env);
+    assert_fails_with(&out, "30 days");
+    assert_eq!(s.counters().graph + s.counters().tokens, 0, "refused before any request");
+    assert!(!cp.exists(), "no checkpoint for a refused run");
+    // Just inside the limit is fine (nothing started then, so nothing ships).
+    let since = iso(now_secs() - 29 * 86_400);
+    let until = iso(unix_secs(&since) + 3600);
+    let out = run(&["backfill", "--since", &since, "--until", &until, "--checkpoint", cp.to_str().unwrap()], &env);
+    assert_ok(&out);
+    assert!(summary_line(&out).contains(": 1 windows, 0 calls, 0 rows"), "{}", out.stdout_text());
+}
+
+#[test]
+fn subscription_jobs_create_list_renew_and_delete() {
+    let dir = temp_dir("jobs-cli-subscriptions");
+    let s = standins(&dir.join("ws"));
+    let env = callrecords_test_kit::demo::demo_env(s.base(), "logs-ingestion");
+    let notification_url = env.iter().find(|(k, _)| k == "CALLRECORDS_NOTIFICATION_URL").unwrap().1.clone();
+
+    let before = now_secs();
+    let out = run(&["subscribe"], &env);
+    let after = now_secs();
+    assert_ok(&out);
+    let subs = s.subscriptions();
+    assert_eq!(subs.len(), 1, "{subs:?}");
+    let sub = &subs[0];
+    let id = sub["id"].as_str().expect("subscription id").to_string();
+    assert_eq!(sub["resource"], "/communications/callRecords");
+    assert_eq!(sub["notificationUrl"], notification_url.as_str());
+    let change = sub["changeType"].as_str().unwrap_or_default();
+    assert!(change.split(',').any(|c| c == "created"), "changeType {change:?} misses new calls");
+    let expiry = sub["expirationDateTime"].as_str().expect("expirationDateTime").to_string();
+    let expires = unix_secs(&expiry);
+    // Graph's ceiling for callRecords subscriptions: 4230 minutes from now.
+    assert!(expires <= after + 4230 * 60, "{expiry} is beyond now + 4230 minutes");
+    assert!(expires > before + 4000 * 60, "{expiry}: the subscription should last close to the maximum");
+    assert!(
+        out.stdout_text().lines().any(|l| l.starts_with(&format!("created subscription {id} until "))),
+        "{}",
+        out.stdout_text()
+    );
+
+    let out = run(&["subscriptions"], &env);
+    assert_ok(&out);
+    let listed: Vec<Value> =
+        out.stdout_text().lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}"))).collect();
+    assert_eq!(listed.len(), 1, "{}", out.stdout_text());
+    assert!(out.stdout_text().contains(&id));
+
+    // Everything expires within 5000 minutes, so ours is renewed (to a later or equal ceiling).
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = run(&["renew", "--margin-minutes", "5000"], &env);
+    assert_ok(&out);
+    let renewed_line = out.stdout_text().lines().any(|l| l.starts_with(&format!("renewed subscription {id} until ")));
+    let new_expiry = s.subscriptions()[0]["expirationDateTime"].as_str().unwrap().to_string();
+    assert!(renewed_line || new_expiry != expiry, "not renewed: {}", out.stdout_text());
+    assert!(renewed_line, "no `renewed subscription` line: {}", out.stdout_text());
+    assert!(unix_secs(&new_expiry) >= expires && unix_secs(&new_expiry) <= now_secs() + 4230 * 60, "{new_expiry}");
+    // A margin that nothing falls in renews nothing.
+    let out = run(&["renew", "--margin-minutes", "60"], &env);
+    assert_ok(&out);
+    assert!(!out.stdout_text().contains("renewed subscription"), "{}", out.stdout_text());
+
+    let out = run(&["unsubscribe", &id], &env);
+    assert_ok(&out);
+    assert!(s.subscriptions().is_empty(), "{:?}", s.subscriptions());
+
+    let graph = s.counters().graph;
+    let out = run(&["unsubscribe", "not/a-guid"], &env);
+    assert_fails_with(&out, "GUID");
+    assert_eq!(s.counters().graph, graph, "an invalid id is refused before Graph is asked");
+}
+
+#[test]
+fn jobs_without_settings_name_the_missing_one() {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_callrecords"));
+    cmd.arg("subscriptions").env_clear().stdin(Stdio::null());
+    for k in ["PATH", "HOME"] {
+        if let Ok(v) = std::env::var(k) {
+            cmd.env(k, v);
+        }
+    }
+    let out = cmd.output().unwrap();
+    assert_no_secret(&out);
+    assert_fails_with(&out, "CALLRECORDS_TENANT_ID");
+}
+
+#[test]
+fn serve_runs_the_embedded_default_and_masks_the_secret() {
+    let dir = temp_dir("jobs-cli-serve");
+    let ws = dir.join("ws");
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let log = dir.join("serve.log");
+    let file = std::fs::File::create(&log).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_callrecords"));
+    cmd.args(["serve", "--listen", &addr.to_string(), "--workspace", ws.to_str().unwrap(), "--examples", EXAMPLES]);
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("CALLRECORDS_")) {
+        cmd.env_remove(k);
+    }
+    cmd.stdin(Stdio::null()).stdout(file.try_clone().unwrap()).stderr(file);
+    let mut child = ChildGuard(cmd.spawn().expect("spawn callrecords serve"));
+    wait_for_port(addr, &mut child, Duration::from_secs(120), &log);
+
+    let r = post(addr, "/notify?validationToken=hello%20graph", None, b"");
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), read_lossy(&log));
+    assert_eq!(r.text(), "hello graph");
+
+    let body = delivery(vec![item(GROUP, CONTOSO, DEMO_CLIENT_STATE)]).to_string();
+    let r = post(addr, "/notify", Some("application/json"), body.as_bytes());
+    assert_eq!(r.status, 202, "{}\n{}", r.text(), read_lossy(&log));
+    drop(child);
+
+    let calls = std::fs::read_to_string(ws.join("TeamsCall_CL.ndjson")).expect("rows landed in the workspace");
+    let rows: Vec<Value> = calls.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 1, "{calls}");
+    assert_eq!(rows[0]["CallId"], GROUP);
+
+    let output = read_lossy(&log);
+    assert!(!output.contains(SECRET), "the client secret was printed:\n{output}");
+    let secret_line = output
+        .lines()
+        .find(|l| l.trim_start().starts_with("CALLRECORDS_CLIENT_SECRET"))
+        .unwrap_or_else(|| panic!("no client secret setting in the banner:\n{output}"));
+    assert!(secret_line.contains("<secret"), "{secret_line}");
+    assert!(output.contains("settings in effect:"), "{output}");
+    assert!(output.lines().any(|l| l.starts_with("POST /notify ") && l.contains(" 202 ")), "{output}");
+}

@@ -1,0 +1,191 @@
+//! Jobs the CLI runs through the `plugin` component's `driver` (backfill, subscribe, renew,
+//! subscriptions, unsubscribe): the component decides every request, retry and wait; the host
+//! only sends the requests (through a [`Transport`]) and keeps time.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::bindings::driver::{Action, Job, Progress, Report};
+use crate::calls::Error;
+use crate::runtime::{Instance, Runtime};
+use crate::transport::Transport;
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// The job's report: the WIT record and its JSON detail.
+#[derive(Debug, Clone)]
+pub struct JobReport {
+    /// The summary record.
+    pub report: Report,
+    /// Everything the driver recorded.
+    pub detail: serde_json::Value,
+}
+
+impl Runtime {
+    /// The settings in effect, secrets masked.
+    pub fn describe_settings(&self, env: &Vec<(String, String)>) -> Result<Vec<(String, String)>, Error> {
+        let r = self.call(|p, s| p.teams_sentinel_callrecords_driver().call_describe_settings(s, env));
+        r?.map_err(Error::Plugin)
+    }
+
+    /// Run a driver job to its end in one instance: send what it asks, wait what it says, report
+    /// progress. `sleep` is how the harness waits (tests may shorten it).
+    pub fn run_job(
+        &self,
+        env: &Vec<(String, String)>,
+        job: &Job,
+        transport: &dyn Transport,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> Result<JobReport, Error> {
+        let mut i = self.instance()?;
+        let timeout = self.limits().call_timeout;
+        let driver = i.plugin.teams_sentinel_callrecords_driver().run();
+        let run = match driver.call_start(&mut i.store, env, job, now_ms()) {
+            Ok(Ok(run)) => run,
+            Ok(Err(e)) => return Err(Error::Plugin(e)),
+            Err(e) => return Err(Error::Call(i.fail(e))),
+        };
+        loop {
+            Instance::refresh_deadline(&mut i.store, timeout);
+            let action = driver.call_next(&mut i.store, run, now_ms()).map_err(|e| Error::Call(i.fail(e)))?;
+            Instance::refresh_deadline(&mut i.store, timeout);
+            match action {
+                Action::Send(s) => {
+                    let timeout = Duration::from_millis(u64::from(s.timeout_ms));
+                    match transport.send(&s.request, timeout) {
+                        Ok((status, headers, body)) => {
+                            driver.call_respond(&mut i.store, run, status, &headers, &body, now_ms())
+                        }
+                        Err(reason) => driver.call_transport_error(&mut i.store, run, &reason, now_ms()),
+                    }
+                    .map_err(|e| Error::Call(i.fail(e)))?;
+                }
+                Action::Sleep(ms) => std::thread::sleep(Duration::from_millis(u64::from(ms))),
+                Action::Progress(p) => progress(&p),
+                Action::Done(report) => {
+                    let _ = run.resource_drop(&mut i.store);
+                    let detail = serde_json::from_str(&report.json).unwrap_or(serde_json::Value::Null);
+                    return Ok(JobReport { report, detail });
+                }
+            }
+        }
+    }
+}
+
+/// What `callrecords backfill` keeps between runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Checkpoint {
+    /// The requested start.
+    pub since: String,
+    /// The requested end.
+    pub until: String,
+    /// Every call that started before this was shipped.
+    pub completed_until: Option<String>,
+}
+
+/// Totals of a backfill.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackfillSummary {
+    /// Where this run started (the checkpoint, or `since`).
+    pub resumed_from: String,
+    /// Windows run.
+    pub windows: u32,
+    /// Calls shipped.
+    pub calls: u32,
+    /// Calls that failed.
+    pub failed: u32,
+    /// Rows accepted.
+    pub rows: u64,
+    /// Bytes sent to ingestion.
+    pub bytes: u64,
+    /// Retries.
+    pub retries: u32,
+    /// Why not everything worked.
+    pub error: Option<String>,
+}
+
+/// What to backfill.
+#[derive(Debug, Clone)]
+pub struct BackfillRequest<'a> {
+    /// ISO 8601 start.
+    pub since: &'a str,
+    /// ISO 8601 end.
+    pub until: &'a str,
+    /// Window length.
+    pub window_hours: u32,
+    /// Checkpoint file.
+    pub checkpoint: &'a std::path::Path,
+    /// Draw a progress bar on stderr (else a line per window).
+    pub bar: bool,
+}
+
+/// Ship every call that started in `[since, until)`, resuming from the checkpoint when it holds
+/// the same window, saving it after every window.
+pub fn backfill(
+    rt: &Runtime,
+    env: &Vec<(String, String)>,
+    req: &BackfillRequest<'_>,
+    transport: &dyn Transport,
+) -> Result<BackfillSummary, String> {
+    let BackfillRequest { since, until, window_hours, checkpoint, bar } = *req;
+    let saved: Option<Checkpoint> = std::fs::read(checkpoint)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .filter(|c: &Checkpoint| c.since == since && c.until == until);
+    let start = saved.as_ref().and_then(|c| c.completed_until.clone()).unwrap_or_else(|| since.to_string());
+    let mut summary = BackfillSummary { resumed_from: start.clone(), ..Default::default() };
+    let done = |a: &str, b: &str| {
+        let (a, b) = (callrecords::values::parse_timestamp(a), callrecords::values::parse_timestamp(b));
+        matches!((a, b), (Some(a), Some(b)) if a >= b)
+    };
+    if done(&start, until) {
+        return Ok(summary);
+    }
+    let job =
+        Job::Backfill(crate::bindings::driver::BackfillWindow { since: start, until: until.to_string(), window_hours });
+    let pb = if bar { indicatif::ProgressBar::new(0) } else { indicatif::ProgressBar::hidden() };
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} windows {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut save_error = None;
+    let mut windows = 0;
+    let result = rt.run_job(env, &job, transport, &mut |p| {
+        windows = p.windows_done;
+        pb.set_length(u64::from(p.windows_total));
+        pb.set_position(u64::from(p.windows_done));
+        pb.set_message(format!("{} calls, {} rows, {} bytes, {} retries", p.calls_done, p.rows, p.bytes, p.retries));
+        if let Some(c) = &p.completed_until {
+            if !bar {
+                eprintln!(
+                    "backfill: {}/{} windows, up to {c}: {} calls, {} rows",
+                    p.windows_done, p.windows_total, p.calls_done, p.rows
+                );
+            }
+            let cp = Checkpoint { since: since.into(), until: until.into(), completed_until: Some(c.clone()) };
+            if let Err(e) = write_atomic(checkpoint, &serde_json::to_vec_pretty(&cp).unwrap_or_default()) {
+                save_error = Some(e);
+            }
+        }
+    });
+    pb.finish_and_clear();
+    let r = result.map_err(|e| e.to_string())?;
+    let d = &r.detail;
+    summary.calls = r.report.calls;
+    summary.failed = r.report.failed_calls;
+    summary.rows = r.report.rows;
+    summary.retries = r.report.retries;
+    summary.bytes = d["ingestion_bytes"].as_u64().unwrap_or(0);
+    summary.windows = windows;
+    summary.error = r.report.error.or(save_error);
+    Ok(summary)
+}
+
+fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<(), String> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|e| format!("cannot save the checkpoint {}: {e}", path.display()))
+}

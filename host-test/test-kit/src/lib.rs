@@ -1,0 +1,23 @@
+//! The test kit of the Teams callRecords artifacts: what tests (and the CLI's embedded default)
+//! put in front of the product instead of Azure.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`standin`] | local Entra ID, Graph and Azure Monitor that check requests the way Azure does, with a seeded fault plan |
+//! | [`demo`] | the made-up tenant, app, DCR, workspace and clientState the stand-ins accept |
+//! | [`fixtures`] | the sample payloads of `examples/graph/`, compiled in |
+//! | [`synth`] | synthetic callRecords (large meetings, hostile shapes) |
+//! | [`sample_data`] | the Sentinel sample data: synthetic calls with planted attacks |
+
+#![deny(missing_docs)]
+
+pub mod demo;
+pub mod fixtures;
+pub mod sample_data;
+pub mod standin;
+pub mod synth;
+
+/// A deliberately broken build of the plugin component (its SharedKey signature is wrong), for
+/// proving that `check` fails. Only with the `misbehaving-twin` feature (the tests turn it on).
+#[cfg(feature = "misbehaving-twin")]
+pub const MISBEHAVING_PLUGIN: &[u8] = include_bytes!(env!("CALLRECORDS_MISBEHAVING_WASM"));

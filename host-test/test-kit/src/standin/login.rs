@@ -1,0 +1,58 @@
+//! The Entra ID stand-in: the client-credentials token endpoint (`/login/{tenant}/oauth2/v2.0/token`)
+//! and the bearer-token check every other stand-in applies.
+
+use super::*;
+
+impl StandIns {
+    pub(super) fn token(&self, st: &mut State, rest: &str, req: &Request) -> Answer {
+        if self.faults.token_5xx > 0.0 && chance(&mut st.rng, self.faults.token_5xx) {
+            st.counters.faults += 1;
+            return Answer::json(503, json!({"error": "temporarily_unavailable", "error_description": "AADSTS90033"}));
+        }
+        let form: HashMap<String, String> = form_urlencoded::parse(&req.body).into_owned().collect();
+        let tenant = rest.split('/').next().unwrap_or_default();
+        let f = |k: &str| form.get(k).map(String::as_str);
+        if req.method != "POST" || !rest.ends_with("/oauth2/v2.0/token") || ![CONTOSO, FABRIKAM].contains(&tenant) {
+            return self.refuse(st, 400, "invalid_request", "AADSTS90002: Tenant not found.");
+        }
+        if f("grant_type") != Some("client_credentials")
+            || f("client_id") != Some(DEMO_CLIENT_ID)
+            || f("client_secret") != Some(DEMO_CLIENT_SECRET)
+        {
+            return Answer::json(
+                401,
+                json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."}),
+            );
+        }
+        let audience = match f("scope") {
+            Some("https://graph.microsoft.com/.default") => "graph",
+            Some("https://monitor.azure.com//.default") => "monitor",
+            _ => {
+                return self.refuse(
+                    st,
+                    400,
+                    "invalid_scope",
+                    "AADSTS70011: The provided value for scope is not valid.",
+                );
+            }
+        };
+        st.counters.tokens += 1;
+        let token = format!("standin.{audience}.{tenant}.{}", st.counters.tokens);
+        st.tokens.insert(token.clone(), audience);
+        Answer::json(200, json!({"token_type": "Bearer", "expires_in": 3599, "access_token": token}))
+    }
+
+    pub(super) fn bearer_ok(&self, st: &mut State, req: &Request, audience: &str) -> Result<(), Answer> {
+        let auth = header(&req.headers, "authorization").unwrap_or_default();
+        let token = auth.strip_prefix("Bearer ").unwrap_or_default();
+        match st.tokens.get(token) {
+            Some(a) if *a == audience => Ok(()),
+            Some(_) => Err(self.refuse(st, 401, "InvalidAuthenticationToken", "The token is for another audience.")),
+            None if token.starts_with("standin.") => Err(Answer::json(
+                401,
+                json!({"error": {"code": "InvalidAuthenticationToken", "message": "Lifetime validation failed, the token is expired."}}),
+            )),
+            None => Err(self.refuse(st, 401, "InvalidAuthenticationToken", "Access token is empty or invalid.")),
+        }
+    }
+}
