@@ -37,7 +37,8 @@ mod service;
 
 use bindings::exports::teams_sentinel::callrecords as wit;
 
-use crate::{config, driver, expand, graph, http, schema, sentinel, webhook};
+use crate::graph::webhook;
+use crate::{config, driver, expand, graph, http, schema, sentinel};
 
 /// The exported component.
 struct Component;

@@ -8,7 +8,7 @@ use std::fmt;
 
 use crate::error::{Error, Result};
 use crate::graph::{self, Credentials};
-use crate::webhook;
+use crate::graph::webhook;
 
 /// Microsoft Graph, unless a stand-in is configured.
 pub const DEFAULT_GRAPH_URL: &str = "https://graph.microsoft.com";

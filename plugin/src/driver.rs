@@ -18,9 +18,9 @@ use crate::config::{Config, SinkConfig};
 use crate::error::{Error, ServiceError};
 use crate::graph::{self, Credentials, Scope};
 use crate::http::{IncomingRequest, OutgoingRequest, Response, check_response};
-use crate::subscriptions::{self, NewSubscription, Subscription};
+use crate::graph::subscriptions::{self, NewSubscription, Subscription};
 use crate::values::{Instant, format_timestamp, parse_timestamp};
-use crate::webhook::{self, LifecycleKind, RequestKind};
+use crate::graph::webhook::{self, LifecycleKind, RequestKind};
 use crate::{expand, schema, sentinel};
 
 /// Graph's throttle for callRecords: 40 requests per 20 s per call record, and for List.

@@ -7,11 +7,9 @@
 //!
 //! | module | job |
 //! |---|---|
-//! | [`webhook`] | Graph change-notification endpoint: handshake, deliveries, lifecycle |
 //! | [`driver`] | the pipeline as a state machine: webhook → Graph → rows → ingestion → answer; backfill; subscriptions |
 //! | [`config`] | the `CALLRECORDS_*` settings |
-//! | [`subscriptions`] | Graph subscription requests |
-//! | [`graph`] | token, callRecord, page and List requests; merging pages |
+//! | [`graph`] | token, callRecord, page and List requests; merging pages; [`graph::subscriptions`]; the change-notification endpoint ([`graph::webhook`]) |
 //! | [`expand`] | callRecord -> typed rows |
 //! | [`schema`] | the tables those rows fill |
 //! | [`sentinel`] | batching and Logs Ingestion / Data Collector requests |
@@ -27,9 +25,7 @@ pub mod graph;
 pub mod http;
 pub mod schema;
 pub mod sentinel;
-pub mod subscriptions;
 pub mod values;
-pub mod webhook;
 
 // The component exports exist only in the wasm32-wasip2 build; the same crate is an rlib for
 // native use and for the core-module adapters on other wasm targets.

@@ -13,7 +13,7 @@ use callrecords::graph::{self, Credentials, Scope};
 use callrecords::http::{self, IncomingRequest};
 use callrecords::schema::{self, Table};
 use callrecords::sentinel::{self, DataCollectorTarget, LogsIngestionTarget, Sink};
-use callrecords::webhook::{self, LifecycleKind, RejectReason, RequestKind, Settings};
+use callrecords::graph::webhook::{self, LifecycleKind, RejectReason, RequestKind, Settings};
 use hmac::{Hmac, KeyInit, Mac};
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;

@@ -1,4 +1,13 @@
 //! Microsoft Graph and Microsoft Entra: the requests the pipeline sends and the answers it reads.
+//!
+//! | file | rules |
+//! |---|---|
+//! | `graph/mod.rs` | token, callRecord, participants_v2, next-page and List callRecords requests; merging pages |
+//! | [`subscriptions`] | subscriptions to `/communications/callRecords`: create, list, renew, reauthorize, delete |
+//! | [`webhook`] | the change-notification endpoint: validation handshake, deliveries, lifecycle events |
+
+pub mod subscriptions;
+pub mod webhook;
 
 use std::fmt;
 
