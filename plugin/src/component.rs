@@ -38,7 +38,7 @@ mod service;
 use bindings::exports::teams_sentinel::callrecords as wit;
 
 use crate::graph::webhook;
-use crate::{config, driver, expand, graph, http, schema, sentinel};
+use crate::{config, driver, entra, expand, graph, http, schema, sentinel};
 
 /// The exported component.
 struct Component;
@@ -149,21 +149,21 @@ impl wit::graph::Guest for Component {
         c: wit::graph::Credentials,
         scope: wit::graph::Scope,
     ) -> Result<wit::types::OutgoingRequest, wit::types::Error> {
-        let credentials = graph::Credentials {
+        let credentials = entra::Credentials {
             login_base_url: c.login_base_url,
             tenant_id: c.tenant_id,
             client_id: c.client_id,
             client_secret: c.client_secret,
         };
         let scope = match scope {
-            wit::graph::Scope::Graph => graph::Scope::Graph,
-            wit::graph::Scope::Monitor => graph::Scope::Monitor,
+            wit::graph::Scope::Graph => entra::Scope::Graph,
+            wit::graph::Scope::Monitor => entra::Scope::Monitor,
         };
-        out(graph::token_request(&credentials, scope))
+        out(entra::token_request(&credentials, scope))
     }
 
     fn parse_token_response(status: u16, body: Vec<u8>) -> Result<wit::graph::AccessToken, wit::types::Error> {
-        let t = graph::parse_token_response(status, &body)?;
+        let t = entra::parse_token_response(status, &body)?;
         Ok(wit::graph::AccessToken { token: t.token, expires_in_seconds: t.expires_in_seconds })
     }
 

@@ -15,12 +15,13 @@ use std::time::{Duration, UNIX_EPOCH};
 use serde::Serialize;
 
 use crate::config::{Config, SinkConfig};
+use crate::entra::{self, Credentials, Scope};
 use crate::error::{Error, ServiceError};
-use crate::graph::{self, Credentials, Scope};
-use crate::http::{IncomingRequest, OutgoingRequest, Response, check_response};
+use crate::graph;
 use crate::graph::subscriptions::{self, NewSubscription, Subscription};
-use crate::values::{Instant, format_timestamp, parse_timestamp};
 use crate::graph::webhook::{self, LifecycleKind, RequestKind};
+use crate::http::{IncomingRequest, OutgoingRequest, Response, check_response};
+use crate::values::{Instant, format_timestamp, parse_timestamp};
 use crate::{expand, schema, sentinel};
 
 /// Graph's throttle for callRecords: 40 requests per 20 s per call record, and for List.
@@ -521,7 +522,7 @@ impl Run {
         match step {
             Step::Token { scope, tenant } => {
                 let creds = Credentials { tenant_id: tenant.clone(), ..c.credentials.clone() };
-                graph::token_request(&creds, *scope)
+                entra::token_request(&creds, *scope)
             }
             Step::Record { id, tenant } => graph::call_record_request(g, id, token(tenant, Scope::Graph)),
             Step::SessionPage { tenant, link, .. } => graph::next_page_request(g, link, token(tenant, Scope::Graph)),
@@ -600,7 +601,7 @@ impl Run {
     fn on_success(&mut self, pending: Pending, sent_bytes: usize, body: &[u8], now: u64) {
         let text = || String::from_utf8_lossy(body).into_owned();
         match pending.step {
-            Step::Token { scope, tenant } => match graph::parse_token_response(200, body) {
+            Step::Token { scope, tenant } => match entra::parse_token_response(200, body) {
                 Ok(t) => {
                     let life = u64::from(t.expires_in_seconds.max(1)) * 1000;
                     let margin = if life > 2 * TOKEN_MARGIN_MS { TOKEN_MARGIN_MS } else { life / 2 };

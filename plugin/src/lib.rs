@@ -9,16 +9,18 @@
 //! |---|---|
 //! | [`driver`] | the pipeline as a state machine: webhook → Graph → rows → ingestion → answer; backfill; subscriptions |
 //! | [`config`] | the `CALLRECORDS_*` settings |
-//! | [`graph`] | token, callRecord, page and List requests; merging pages; [`graph::subscriptions`]; the change-notification endpoint ([`graph::webhook`]) |
+//! | [`entra`] | Entra ID token requests and answers |
+//! | [`graph`] | callRecord, page and List requests; merging pages; [`graph::subscriptions`]; the change-notification endpoint ([`graph::webhook`]) |
 //! | [`expand`] | callRecord -> typed rows |
 //! | [`schema`] | the tables those rows fill |
 //! | [`sentinel`] | batching and Logs Ingestion / Data Collector requests |
-//! | [`http`] | request/response shapes and the judge of every service answer |
+//! | [`http`] | request/response shapes, base URLs and the bearer header, and the judge of every service answer |
 
 #![deny(missing_docs)]
 
 pub mod config;
 pub mod driver;
+pub mod entra;
 pub mod error;
 pub mod expand;
 pub mod graph;

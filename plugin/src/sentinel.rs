@@ -12,8 +12,7 @@ use serde_json::Value;
 use sha2::Sha256;
 
 use crate::error::{Error, Result};
-use crate::graph::{base_url, bearer};
-use crate::http::OutgoingRequest;
+use crate::http::{OutgoingRequest, base_url, bearer};
 
 /// Logs Ingestion API version.
 pub const LOGS_INGESTION_API_VERSION: &str = "2023-01-01";

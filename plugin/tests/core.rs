@@ -8,12 +8,13 @@ use std::io::Read;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use callrecords::Error;
+use callrecords::entra::{self, Credentials, Scope};
 use callrecords::expand::{self, TableRows};
-use callrecords::graph::{self, Credentials, Scope};
+use callrecords::graph;
+use callrecords::graph::webhook::{self, LifecycleKind, RejectReason, RequestKind, Settings};
 use callrecords::http::{self, IncomingRequest};
 use callrecords::schema::{self, Table};
 use callrecords::sentinel::{self, DataCollectorTarget, LogsIngestionTarget, Sink};
-use callrecords::graph::webhook::{self, LifecycleKind, RejectReason, RequestKind, Settings};
 use hmac::{Hmac, KeyInit, Mac};
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
@@ -662,7 +663,7 @@ fn token_request_is_a_client_credentials_form_post() {
         (Scope::Graph, "https://graph.microsoft.com/.default"),
         (Scope::Monitor, "https://monitor.azure.com//.default"),
     ] {
-        let r = graph::token_request(&credentials(), scope).unwrap();
+        let r = entra::token_request(&credentials(), scope).unwrap();
         assert_eq!(r.method, "POST");
         assert_eq!(r.url, format!("https://login.microsoftonline.com/{CONTOSO}/oauth2/v2.0/token"));
         assert_eq!(header(&r.headers, "Content-Type"), Some("application/x-www-form-urlencoded"));
@@ -685,7 +686,7 @@ fn token_request_is_a_client_credentials_form_post() {
     // A trailing slash on the login base is tolerated.
     let c = Credentials { login_base_url: "https://login.microsoftonline.com/".into(), ..credentials() };
     assert_eq!(
-        graph::token_request(&c, Scope::Graph).unwrap().url,
+        entra::token_request(&c, Scope::Graph).unwrap().url,
         format!("https://login.microsoftonline.com/{CONTOSO}/oauth2/v2.0/token")
     );
 }
@@ -703,7 +704,7 @@ fn token_request_refuses_bad_credentials_without_echoing_the_secret() {
         Credentials { login_base_url: "https://".into(), ..credentials() },
     ];
     for c in cases {
-        match graph::token_request(&c, Scope::Graph) {
+        match entra::token_request(&c, Scope::Graph) {
             Err(Error::InvalidArgument(m)) => assert!(!m.contains("s3cr3t"), "{m}"),
             other => panic!("{c:?}: {other:?}"),
         }
@@ -814,35 +815,35 @@ fn list_request_filters_on_start_date_time() {
 
 #[test]
 fn parse_token_response_reads_number_and_string_lifetimes() {
-    let t = graph::parse_token_response(
+    let t = entra::parse_token_response(
         200,
         br#"{"token_type":"Bearer","expires_in":3599,"ext_expires_in":3599,"access_token":"eyJ0eXAi.abc"}"#,
     )
     .unwrap();
     assert_eq!((t.token.as_str(), t.expires_in_seconds), ("eyJ0eXAi.abc", 3599));
     let t =
-        graph::parse_token_response(200, br#"{"token_type":"Bearer","expires_in":"3600","access_token":"x"}"#).unwrap();
+        entra::parse_token_response(200, br#"{"token_type":"Bearer","expires_in":"3600","access_token":"x"}"#).unwrap();
     assert_eq!(t.expires_in_seconds, 3600);
-    let t = graph::parse_token_response(200, br#"{"access_token":"x"}"#).unwrap();
+    let t = entra::parse_token_response(200, br#"{"access_token":"x"}"#).unwrap();
     assert_eq!(t.expires_in_seconds, 0);
     for body in [&br#"{"expires_in":3599}"#[..], br#"{"access_token":""}"#, b"not json", b"", br#"{"access_token":5}"#]
     {
-        assert!(matches!(graph::parse_token_response(200, body), Err(Error::InvalidJson(_))), "{body:?}");
+        assert!(matches!(entra::parse_token_response(200, body), Err(Error::InvalidJson(_))), "{body:?}");
     }
     let body = br#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided.","error_codes":[7000215]}"#;
-    match graph::parse_token_response(401, body) {
+    match entra::parse_token_response(401, body) {
         Err(Error::Service(e)) => {
             assert_eq!((e.status, e.code.as_str(), e.retryable), (401, "invalid_client", false));
             assert!(e.message.contains("AADSTS7000215"));
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(graph::parse_token_response(503, b""), Err(Error::Service(e)) if e.retryable));
+    assert!(matches!(entra::parse_token_response(503, b""), Err(Error::Service(e)) if e.retryable));
 }
 
 #[test]
 fn access_token_and_credentials_debug_hide_secrets() {
-    let t = graph::parse_token_response(200, br#"{"expires_in":3599,"access_token":"eyJSECRETTOKEN"}"#).unwrap();
+    let t = entra::parse_token_response(200, br#"{"expires_in":3599,"access_token":"eyJSECRETTOKEN"}"#).unwrap();
     let d = format!("{t:?}");
     assert!(!d.contains("eyJSECRETTOKEN") && d.contains("3599"), "{d}");
     let d = format!("{:?}", credentials());
@@ -2311,7 +2312,7 @@ proptest! {
             (any::<u32>(), "[!-~]{0,20}").prop_map(|(n, t)| format!(r#"{{"access_token":"{t}","expires_in":"{n}"}}"#).into_bytes()),
         ],
     ) {
-        match graph::parse_token_response(status, &body) {
+        match entra::parse_token_response(status, &body) {
             Ok(t) => {
                 prop_assert!((200..300).contains(&status));
                 prop_assert!(!t.token.is_empty());
