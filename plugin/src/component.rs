@@ -38,7 +38,7 @@ mod service;
 use bindings::exports::teams_sentinel::callrecords as wit;
 
 use crate::graph::webhook;
-use crate::{config, driver, entra, expand, graph, http, schema, sentinel};
+use crate::{config, driver, entra, expand, graph, http, monitor, schema};
 
 /// The exported component.
 struct Component;
@@ -275,16 +275,16 @@ impl wit::schema::Guest for Component {
     }
 }
 
-fn sink(s: wit::sentinel::Sink) -> sentinel::Sink {
+fn sink(s: wit::sentinel::Sink) -> monitor::Sink {
     match s {
-        wit::sentinel::Sink::LogsIngestion => sentinel::Sink::LogsIngestion,
-        wit::sentinel::Sink::DataCollector => sentinel::Sink::DataCollector,
+        wit::sentinel::Sink::LogsIngestion => monitor::Sink::LogsIngestion,
+        wit::sentinel::Sink::DataCollector => monitor::Sink::DataCollector,
     }
 }
 
 impl wit::sentinel::Guest for Component {
     fn batch_rows(rows: Vec<String>, s: wit::sentinel::Sink) -> Result<Vec<wit::sentinel::Batch>, wit::types::Error> {
-        let batches = sentinel::batch_rows(&rows, sink(s))?;
+        let batches = monitor::batch_rows(&rows, sink(s))?;
         Ok(batches
             .into_iter()
             .map(|b| wit::sentinel::Batch { body: b.body, rows: b.rows, truncated_fields: b.truncated_fields })
@@ -297,12 +297,12 @@ impl wit::sentinel::Guest for Component {
         body: Vec<u8>,
         gzip: bool,
     ) -> Result<wit::types::OutgoingRequest, wit::types::Error> {
-        let target = sentinel::LogsIngestionTarget {
+        let target = monitor::LogsIngestionTarget {
             endpoint: t.endpoint,
             dcr_immutable_id: t.dcr_immutable_id,
             stream: t.stream,
         };
-        out(sentinel::logs_ingestion_request(&target, &token, &body, gzip))
+        out(monitor::logs_ingestion_request(&target, &token, &body, gzip))
     }
 
     fn data_collector_request(
@@ -310,14 +310,14 @@ impl wit::sentinel::Guest for Component {
         date: String,
         body: Vec<u8>,
     ) -> Result<wit::types::OutgoingRequest, wit::types::Error> {
-        let target = sentinel::DataCollectorTarget {
+        let target = monitor::DataCollectorTarget {
             workspace_id: t.workspace_id,
             shared_key: t.shared_key,
             log_type: t.log_type,
             time_generated_field: t.time_generated_field,
             base_url: t.base_url,
         };
-        out(sentinel::data_collector_request(&target, &date, &body))
+        out(monitor::data_collector_request(&target, &date, &body))
     }
 
     fn shared_key_authorization(
@@ -328,7 +328,7 @@ impl wit::sentinel::Guest for Component {
     ) -> Result<String, wit::types::Error> {
         #[cfg(feature = "misbehave")]
         let content_length = content_length + 1;
-        Ok(sentinel::shared_key_authorization(&workspace_id, &shared_key, &date, content_length)?)
+        Ok(monitor::shared_key_authorization(&workspace_id, &shared_key, &date, content_length)?)
     }
 }
 

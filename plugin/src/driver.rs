@@ -22,7 +22,7 @@ use crate::graph::subscriptions::{self, NewSubscription, Subscription};
 use crate::graph::webhook::{self, LifecycleKind, RequestKind};
 use crate::http::{IncomingRequest, OutgoingRequest, Response, check_response};
 use crate::values::{Instant, format_timestamp, parse_timestamp};
-use crate::{expand, schema, sentinel};
+use crate::{expand, monitor, schema};
 
 /// Graph's throttle for callRecords: 40 requests per 20 s per call record, and for List.
 pub const GRAPH_RATE_LIMIT: (usize, u64) = (40, 20_000);
@@ -570,7 +570,7 @@ impl Run {
     fn ship_request(&self, table: &str, body: &[u8], now: u64) -> crate::Result<OutgoingRequest> {
         match &self.config.sink {
             SinkConfig::LogsIngestion { endpoint, dcr_immutable_id, gzip } => {
-                let target = sentinel::LogsIngestionTarget {
+                let target = monitor::LogsIngestionTarget {
                     endpoint: endpoint.clone(),
                     dcr_immutable_id: dcr_immutable_id.clone(),
                     stream: format!("{}{table}", schema::STREAM_PREFIX),
@@ -580,11 +580,11 @@ impl Run {
                     .get(&(Scope::Monitor, self.config.credentials.tenant_id.clone()))
                     .map(|t| t.value.as_str())
                     .unwrap_or_default();
-                sentinel::logs_ingestion_request(&target, token, body, *gzip)
+                monitor::logs_ingestion_request(&target, token, body, *gzip)
             }
             SinkConfig::DataCollector { workspace_id, shared_key, base_url } => {
                 let seed = table == schema::SEED.name;
-                let target = sentinel::DataCollectorTarget {
+                let target = monitor::DataCollectorTarget {
                     workspace_id: workspace_id.clone(),
                     shared_key: shared_key.clone(),
                     log_type: table.trim_end_matches("_CL").into(),
@@ -592,9 +592,9 @@ impl Run {
                     base_url: base_url.clone(),
                 };
                 let date = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_millis(now));
-                sentinel::data_collector_request(&target, &date, body)
+                monitor::data_collector_request(&target, &date, body)
             }
-            SinkConfig::Forward { url } => sentinel::forward_request(url, table, body),
+            SinkConfig::Forward { url } => monitor::forward_request(url, table, body),
         }
     }
 
@@ -923,10 +923,10 @@ impl Run {
 
 fn ship_steps(table: &'static str, rows: &[String], sink: &SinkConfig) -> Vec<crate::Result<Step>> {
     let kind = match sink {
-        SinkConfig::DataCollector { .. } => sentinel::Sink::DataCollector,
-        _ => sentinel::Sink::LogsIngestion,
+        SinkConfig::DataCollector { .. } => monitor::Sink::DataCollector,
+        _ => monitor::Sink::LogsIngestion,
     };
-    let batches = match sentinel::batch_rows(rows, kind) {
+    let batches = match monitor::batch_rows(rows, kind) {
         Ok(b) => b,
         Err(e) => return vec![Err(e)],
     };

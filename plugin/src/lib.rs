@@ -13,7 +13,7 @@
 //! | [`graph`] | callRecord, page and List requests; merging pages; [`graph::subscriptions`]; the change-notification endpoint ([`graph::webhook`]) |
 //! | [`expand`] | callRecord -> typed rows |
 //! | [`schema`] | the tables those rows fill |
-//! | [`sentinel`] | batching and Logs Ingestion / Data Collector requests |
+//! | [`monitor`] | batching and Logs Ingestion / Data Collector (SharedKey) / forward requests |
 //! | [`http`] | request/response shapes, base URLs and the bearer header, and the judge of every service answer |
 
 #![deny(missing_docs)]
@@ -25,8 +25,8 @@ pub mod error;
 pub mod expand;
 pub mod graph;
 pub mod http;
+pub mod monitor;
 pub mod schema;
-pub mod sentinel;
 pub mod values;
 
 // The component exports exist only in the wasm32-wasip2 build; the same crate is an rlib for
