@@ -38,7 +38,7 @@ mod service;
 use bindings::exports::teams_sentinel::callrecords as wit;
 
 use crate::graph::webhook;
-use crate::{config, driver, entra, expand, graph, http, monitor, schema};
+use crate::{config, entra, expand, graph, http, monitor, pipeline, schema};
 
 /// The exported component.
 struct Component;
@@ -346,8 +346,8 @@ impl wit::driver::Guest for Component {
     }
 }
 
-/// The `run` resource: a [`driver::Run`] behind a cell (resource methods take `&self`).
-pub struct Run(std::cell::RefCell<driver::Run>);
+/// The `run` resource: a [`pipeline::Run`] behind a cell (resource methods take `&self`).
+pub struct Run(std::cell::RefCell<pipeline::Run>);
 
 impl wit::driver::GuestRun for Run {
     fn start(
@@ -358,25 +358,25 @@ impl wit::driver::GuestRun for Run {
         use wit::driver::Job as J;
         let config = config::Config::from_env(&settings)?;
         let job = match job {
-            J::Webhook(r) => driver::Job::Webhook(r.into()),
-            J::Backfill(w) => driver::Job::Backfill { since: w.since, until: w.until, window_hours: w.window_hours },
-            J::Subscribe => driver::Job::Subscribe,
-            J::Renew(margin_minutes) => driver::Job::Renew { margin_minutes },
-            J::Subscriptions => driver::Job::Subscriptions,
-            J::Unsubscribe(id) => driver::Job::Unsubscribe(id),
+            J::Webhook(r) => pipeline::Job::Webhook(r.into()),
+            J::Backfill(w) => pipeline::Job::Backfill { since: w.since, until: w.until, window_hours: w.window_hours },
+            J::Subscribe => pipeline::Job::Subscribe,
+            J::Renew(margin_minutes) => pipeline::Job::Renew { margin_minutes },
+            J::Subscriptions => pipeline::Job::Subscriptions,
+            J::Unsubscribe(id) => pipeline::Job::Unsubscribe(id),
         };
-        let run = driver::Run::start(config, job, now_ms)?;
+        let run = pipeline::Run::start(config, job, now_ms)?;
         Ok(wit::driver::Run::new(Run(std::cell::RefCell::new(run))))
     }
 
     fn next(&self, now_ms: u64) -> wit::driver::Action {
         use wit::driver as d;
         match self.0.borrow_mut().next(now_ms) {
-            driver::Action::Send { request, timeout_ms } => {
+            pipeline::Action::Send { request, timeout_ms } => {
                 d::Action::Send(d::SendRequest { request: request.into(), timeout_ms })
             }
-            driver::Action::Sleep(ms) => d::Action::Sleep(ms),
-            driver::Action::Progress(p) => d::Action::Progress(d::Progress {
+            pipeline::Action::Sleep(ms) => d::Action::Sleep(ms),
+            pipeline::Action::Progress(p) => d::Action::Progress(d::Progress {
                 windows_done: p.windows_done,
                 windows_total: p.windows_total,
                 completed_until: p.completed_until,
@@ -386,7 +386,7 @@ impl wit::driver::GuestRun for Run {
                 bytes: p.bytes,
                 retries: p.retries,
             }),
-            driver::Action::Done(r) => d::Action::Done(report(*r)),
+            pipeline::Action::Done(r) => d::Action::Done(report(*r)),
         }
     }
 
@@ -399,7 +399,7 @@ impl wit::driver::GuestRun for Run {
     }
 }
 
-fn report(r: driver::Report) -> wit::driver::Report {
+fn report(r: pipeline::Report) -> wit::driver::Report {
     wit::driver::Report {
         ok: r.ok,
         calls: r.calls.len() as u32,

@@ -7,7 +7,7 @@
 //!
 //! | module | job |
 //! |---|---|
-//! | [`driver`] | the pipeline as a state machine: webhook → Graph → rows → ingestion → answer; backfill; subscriptions |
+//! | [`pipeline`] | the pipeline as a state machine: webhook → Graph → rows → ingestion → answer; backfill; subscriptions |
 //! | [`config`] | the `CALLRECORDS_*` settings |
 //! | [`entra`] | Entra ID token requests and answers |
 //! | [`graph`] | callRecord, page and List requests; merging pages; [`graph::subscriptions`]; the change-notification endpoint ([`graph::webhook`]) |
@@ -19,13 +19,13 @@
 #![deny(missing_docs)]
 
 pub mod config;
-pub mod driver;
 pub mod entra;
 pub mod error;
 pub mod expand;
 pub mod graph;
 pub mod http;
 pub mod monitor;
+pub mod pipeline;
 pub mod schema;
 pub mod values;
 
