@@ -37,7 +37,8 @@ mod service;
 
 use bindings::exports::teams_sentinel::callrecords as wit;
 
-use crate::{config, driver, expand, graph, http, schema, sentinel, webhook};
+use crate::graph::webhook;
+use crate::{config, entra, expand, graph, http, monitor, pipeline, schema};
 
 /// The exported component.
 struct Component;
@@ -148,21 +149,21 @@ impl wit::graph::Guest for Component {
         c: wit::graph::Credentials,
         scope: wit::graph::Scope,
     ) -> Result<wit::types::OutgoingRequest, wit::types::Error> {
-        let credentials = graph::Credentials {
+        let credentials = entra::Credentials {
             login_base_url: c.login_base_url,
             tenant_id: c.tenant_id,
             client_id: c.client_id,
             client_secret: c.client_secret,
         };
         let scope = match scope {
-            wit::graph::Scope::Graph => graph::Scope::Graph,
-            wit::graph::Scope::Monitor => graph::Scope::Monitor,
+            wit::graph::Scope::Graph => entra::Scope::Graph,
+            wit::graph::Scope::Monitor => entra::Scope::Monitor,
         };
-        out(graph::token_request(&credentials, scope))
+        out(entra::token_request(&credentials, scope))
     }
 
     fn parse_token_response(status: u16, body: Vec<u8>) -> Result<wit::graph::AccessToken, wit::types::Error> {
-        let t = graph::parse_token_response(status, &body)?;
+        let t = entra::parse_token_response(status, &body)?;
         Ok(wit::graph::AccessToken { token: t.token, expires_in_seconds: t.expires_in_seconds })
     }
 
@@ -274,16 +275,16 @@ impl wit::schema::Guest for Component {
     }
 }
 
-fn sink(s: wit::sentinel::Sink) -> sentinel::Sink {
+fn sink(s: wit::sentinel::Sink) -> monitor::Sink {
     match s {
-        wit::sentinel::Sink::LogsIngestion => sentinel::Sink::LogsIngestion,
-        wit::sentinel::Sink::DataCollector => sentinel::Sink::DataCollector,
+        wit::sentinel::Sink::LogsIngestion => monitor::Sink::LogsIngestion,
+        wit::sentinel::Sink::DataCollector => monitor::Sink::DataCollector,
     }
 }
 
 impl wit::sentinel::Guest for Component {
     fn batch_rows(rows: Vec<String>, s: wit::sentinel::Sink) -> Result<Vec<wit::sentinel::Batch>, wit::types::Error> {
-        let batches = sentinel::batch_rows(&rows, sink(s))?;
+        let batches = monitor::batch_rows(&rows, sink(s))?;
         Ok(batches
             .into_iter()
             .map(|b| wit::sentinel::Batch { body: b.body, rows: b.rows, truncated_fields: b.truncated_fields })
@@ -296,12 +297,12 @@ impl wit::sentinel::Guest for Component {
         body: Vec<u8>,
         gzip: bool,
     ) -> Result<wit::types::OutgoingRequest, wit::types::Error> {
-        let target = sentinel::LogsIngestionTarget {
+        let target = monitor::LogsIngestionTarget {
             endpoint: t.endpoint,
             dcr_immutable_id: t.dcr_immutable_id,
             stream: t.stream,
         };
-        out(sentinel::logs_ingestion_request(&target, &token, &body, gzip))
+        out(monitor::logs_ingestion_request(&target, &token, &body, gzip))
     }
 
     fn data_collector_request(
@@ -309,14 +310,14 @@ impl wit::sentinel::Guest for Component {
         date: String,
         body: Vec<u8>,
     ) -> Result<wit::types::OutgoingRequest, wit::types::Error> {
-        let target = sentinel::DataCollectorTarget {
+        let target = monitor::DataCollectorTarget {
             workspace_id: t.workspace_id,
             shared_key: t.shared_key,
             log_type: t.log_type,
             time_generated_field: t.time_generated_field,
             base_url: t.base_url,
         };
-        out(sentinel::data_collector_request(&target, &date, &body))
+        out(monitor::data_collector_request(&target, &date, &body))
     }
 
     fn shared_key_authorization(
@@ -327,7 +328,7 @@ impl wit::sentinel::Guest for Component {
     ) -> Result<String, wit::types::Error> {
         #[cfg(feature = "misbehave")]
         let content_length = content_length + 1;
-        Ok(sentinel::shared_key_authorization(&workspace_id, &shared_key, &date, content_length)?)
+        Ok(monitor::shared_key_authorization(&workspace_id, &shared_key, &date, content_length)?)
     }
 }
 
@@ -345,8 +346,8 @@ impl wit::driver::Guest for Component {
     }
 }
 
-/// The `run` resource: a [`driver::Run`] behind a cell (resource methods take `&self`).
-pub struct Run(std::cell::RefCell<driver::Run>);
+/// The `run` resource: a [`pipeline::Run`] behind a cell (resource methods take `&self`).
+pub struct Run(std::cell::RefCell<pipeline::Run>);
 
 impl wit::driver::GuestRun for Run {
     fn start(
@@ -357,25 +358,25 @@ impl wit::driver::GuestRun for Run {
         use wit::driver::Job as J;
         let config = config::Config::from_env(&settings)?;
         let job = match job {
-            J::Webhook(r) => driver::Job::Webhook(r.into()),
-            J::Backfill(w) => driver::Job::Backfill { since: w.since, until: w.until, window_hours: w.window_hours },
-            J::Subscribe => driver::Job::Subscribe,
-            J::Renew(margin_minutes) => driver::Job::Renew { margin_minutes },
-            J::Subscriptions => driver::Job::Subscriptions,
-            J::Unsubscribe(id) => driver::Job::Unsubscribe(id),
+            J::Webhook(r) => pipeline::Job::Webhook(r.into()),
+            J::Backfill(w) => pipeline::Job::Backfill { since: w.since, until: w.until, window_hours: w.window_hours },
+            J::Subscribe => pipeline::Job::Subscribe,
+            J::Renew(margin_minutes) => pipeline::Job::Renew { margin_minutes },
+            J::Subscriptions => pipeline::Job::Subscriptions,
+            J::Unsubscribe(id) => pipeline::Job::Unsubscribe(id),
         };
-        let run = driver::Run::start(config, job, now_ms)?;
+        let run = pipeline::Run::start(config, job, now_ms)?;
         Ok(wit::driver::Run::new(Run(std::cell::RefCell::new(run))))
     }
 
     fn next(&self, now_ms: u64) -> wit::driver::Action {
         use wit::driver as d;
         match self.0.borrow_mut().next(now_ms) {
-            driver::Action::Send { request, timeout_ms } => {
+            pipeline::Action::Send { request, timeout_ms } => {
                 d::Action::Send(d::SendRequest { request: request.into(), timeout_ms })
             }
-            driver::Action::Sleep(ms) => d::Action::Sleep(ms),
-            driver::Action::Progress(p) => d::Action::Progress(d::Progress {
+            pipeline::Action::Sleep(ms) => d::Action::Sleep(ms),
+            pipeline::Action::Progress(p) => d::Action::Progress(d::Progress {
                 windows_done: p.windows_done,
                 windows_total: p.windows_total,
                 completed_until: p.completed_until,
@@ -385,7 +386,7 @@ impl wit::driver::GuestRun for Run {
                 bytes: p.bytes,
                 retries: p.retries,
             }),
-            driver::Action::Done(r) => d::Action::Done(report(*r)),
+            pipeline::Action::Done(r) => d::Action::Done(report(*r)),
         }
     }
 
@@ -398,7 +399,7 @@ impl wit::driver::GuestRun for Run {
     }
 }
 
-fn report(r: driver::Report) -> wit::driver::Report {
+fn report(r: pipeline::Report) -> wit::driver::Report {
     wit::driver::Report {
         ok: r.ok,
         calls: r.calls.len() as u32,

@@ -6,9 +6,10 @@
 
 use std::fmt;
 
+use crate::entra::Credentials;
 use crate::error::{Error, Result};
-use crate::graph::{self, Credentials};
-use crate::webhook;
+use crate::graph::webhook;
+use crate::http;
 
 /// Microsoft Graph, unless a stand-in is configured.
 pub const DEFAULT_GRAPH_URL: &str = "https://graph.microsoft.com";
@@ -159,7 +160,7 @@ impl Config {
         let required = |name: &str| get(name).ok_or_else(|| Error::arg(format!("{name} is not set")));
         let url = |name: &str, default: &str| -> Result<String> {
             let v = get(name).unwrap_or(default);
-            graph::base_url(name, v).map(str::to_string)
+            http::base_url(name, v).map(str::to_string)
         };
         let number = |name: &str, default: u32| -> Result<u32> {
             get(name)
@@ -199,15 +200,15 @@ impl Config {
                 workspace_id: required(WORKSPACE_ID)?.to_string(),
                 shared_key: required(SHARED_KEY)?.to_string(),
                 base_url: get(DATA_COLLECTOR_URL)
-                    .map(|v| graph::base_url(DATA_COLLECTOR_URL, v))
+                    .map(|v| http::base_url(DATA_COLLECTOR_URL, v))
                     .transpose()?
                     .map(Into::into),
             },
             "forward" => SinkConfig::Forward { url: url(FORWARD_URL, required(FORWARD_URL)?)? },
             _ => return Err(Error::arg(format!("{SINK} must be logs-ingestion, data-collector or forward"))),
         };
-        let notification_url = get(NOTIFICATION_URL).map(|v| graph::base_url(NOTIFICATION_URL, v)).transpose()?;
-        let lifecycle_url = get(LIFECYCLE_URL).map(|v| graph::base_url(LIFECYCLE_URL, v)).transpose()?;
+        let notification_url = get(NOTIFICATION_URL).map(|v| http::base_url(NOTIFICATION_URL, v)).transpose()?;
+        let lifecycle_url = get(LIFECYCLE_URL).map(|v| http::base_url(LIFECYCLE_URL, v)).transpose()?;
         let deadline_ms = number(DEADLINE_MS, DEFAULT_DEADLINE_MS)?;
         if !(100..=60_000).contains(&deadline_ms) {
             return Err(Error::arg(format!("{DEADLINE_MS} must be between 100 and 60000")));

@@ -1,4 +1,5 @@
-//! HTTP shapes exchanged with the host, and the one judge of every service response.
+//! HTTP shapes exchanged with the host, the rules every outgoing request shares (base URLs, the
+//! bearer header), and the one judge of every service response.
 
 use std::fmt;
 
@@ -76,6 +77,31 @@ impl fmt::Debug for OutgoingRequest {
             .field("body", &format_args!("<{} bytes>", self.body.len()))
             .finish()
     }
+}
+
+/// `Bearer {token}`, refusing tokens that would break the header.
+pub(crate) fn bearer(token: &str) -> Result<String> {
+    if token.is_empty() {
+        return Err(Error::arg("token is empty: request one with token-request first"));
+    }
+    if token.bytes().any(|b| !(0x21..=0x7e).contains(&b)) {
+        return Err(Error::arg("token contains characters a bearer token cannot have"));
+    }
+    Ok(format!("Bearer {token}"))
+}
+
+/// A base URL without its trailing slash: `http(s)://host[:port][/path]`, no query or fragment.
+pub fn base_url<'a>(name: &str, url: &'a str) -> Result<&'a str> {
+    let trimmed = url.trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"))
+        .ok_or_else(|| Error::arg(format!("{name} must start with https:// (or http:// for a local stand-in)")))?;
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() || rest.contains(['?', '#', '@']) || rest.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Error::arg(format!("{name} must be a plain base URL such as https://host[:port]")));
+    }
+    Ok(trimmed)
 }
 
 /// The first value of header `name` (case-insensitive).

@@ -7,29 +7,27 @@
 //!
 //! | module | job |
 //! |---|---|
-//! | [`webhook`] | Graph change-notification endpoint: handshake, deliveries, lifecycle |
-//! | [`driver`] | the pipeline as a state machine: webhook → Graph → rows → ingestion → answer; backfill; subscriptions |
+//! | [`pipeline`] | the pipeline as a state machine: webhook → Graph → rows → ingestion → answer; backfill; subscriptions |
 //! | [`config`] | the `CALLRECORDS_*` settings |
-//! | [`subscriptions`] | Graph subscription requests |
-//! | [`graph`] | token, callRecord, page and List requests; merging pages |
+//! | [`entra`] | Entra ID token requests and answers |
+//! | [`graph`] | callRecord, page and List requests; merging pages; [`graph::subscriptions`]; the change-notification endpoint ([`graph::webhook`]) |
 //! | [`expand`] | callRecord -> typed rows |
 //! | [`schema`] | the tables those rows fill |
-//! | [`sentinel`] | batching and Logs Ingestion / Data Collector requests |
-//! | [`http`] | request/response shapes and the judge of every service answer |
+//! | [`monitor`] | batching and Logs Ingestion / Data Collector (SharedKey) / forward requests |
+//! | [`http`] | request/response shapes, base URLs and the bearer header, and the judge of every service answer |
 
 #![deny(missing_docs)]
 
 pub mod config;
-pub mod driver;
+pub mod entra;
 pub mod error;
 pub mod expand;
 pub mod graph;
 pub mod http;
+pub mod monitor;
+pub mod pipeline;
 pub mod schema;
-pub mod sentinel;
-pub mod subscriptions;
 pub mod values;
-pub mod webhook;
 
 // The component exports exist only in the wasm32-wasip2 build; the same crate is an rlib for
 // native use and for the core-module adapters on other wasm targets.

@@ -8,12 +8,13 @@ use std::io::Read;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use callrecords::Error;
+use callrecords::entra::{self, Credentials, Scope};
 use callrecords::expand::{self, TableRows};
-use callrecords::graph::{self, Credentials, Scope};
+use callrecords::graph;
+use callrecords::graph::webhook::{self, LifecycleKind, RejectReason, RequestKind, Settings};
 use callrecords::http::{self, IncomingRequest};
+use callrecords::monitor::{self, DataCollectorTarget, LogsIngestionTarget, Sink};
 use callrecords::schema::{self, Table};
-use callrecords::sentinel::{self, DataCollectorTarget, LogsIngestionTarget, Sink};
-use callrecords::webhook::{self, LifecycleKind, RejectReason, RequestKind, Settings};
 use hmac::{Hmac, KeyInit, Mac};
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
@@ -662,7 +663,7 @@ fn token_request_is_a_client_credentials_form_post() {
         (Scope::Graph, "https://graph.microsoft.com/.default"),
         (Scope::Monitor, "https://monitor.azure.com//.default"),
     ] {
-        let r = graph::token_request(&credentials(), scope).unwrap();
+        let r = entra::token_request(&credentials(), scope).unwrap();
         assert_eq!(r.method, "POST");
         assert_eq!(r.url, format!("https://login.microsoftonline.com/{CONTOSO}/oauth2/v2.0/token"));
         assert_eq!(header(&r.headers, "Content-Type"), Some("application/x-www-form-urlencoded"));
@@ -685,7 +686,7 @@ fn token_request_is_a_client_credentials_form_post() {
     // A trailing slash on the login base is tolerated.
     let c = Credentials { login_base_url: "https://login.microsoftonline.com/".into(), ..credentials() };
     assert_eq!(
-        graph::token_request(&c, Scope::Graph).unwrap().url,
+        entra::token_request(&c, Scope::Graph).unwrap().url,
         format!("https://login.microsoftonline.com/{CONTOSO}/oauth2/v2.0/token")
     );
 }
@@ -703,7 +704,7 @@ fn token_request_refuses_bad_credentials_without_echoing_the_secret() {
         Credentials { login_base_url: "https://".into(), ..credentials() },
     ];
     for c in cases {
-        match graph::token_request(&c, Scope::Graph) {
+        match entra::token_request(&c, Scope::Graph) {
             Err(Error::InvalidArgument(m)) => assert!(!m.contains("s3cr3t"), "{m}"),
             other => panic!("{c:?}: {other:?}"),
         }
@@ -814,35 +815,35 @@ fn list_request_filters_on_start_date_time() {
 
 #[test]
 fn parse_token_response_reads_number_and_string_lifetimes() {
-    let t = graph::parse_token_response(
+    let t = entra::parse_token_response(
         200,
         br#"{"token_type":"Bearer","expires_in":3599,"ext_expires_in":3599,"access_token":"eyJ0eXAi.abc"}"#,
     )
     .unwrap();
     assert_eq!((t.token.as_str(), t.expires_in_seconds), ("eyJ0eXAi.abc", 3599));
     let t =
-        graph::parse_token_response(200, br#"{"token_type":"Bearer","expires_in":"3600","access_token":"x"}"#).unwrap();
+        entra::parse_token_response(200, br#"{"token_type":"Bearer","expires_in":"3600","access_token":"x"}"#).unwrap();
     assert_eq!(t.expires_in_seconds, 3600);
-    let t = graph::parse_token_response(200, br#"{"access_token":"x"}"#).unwrap();
+    let t = entra::parse_token_response(200, br#"{"access_token":"x"}"#).unwrap();
     assert_eq!(t.expires_in_seconds, 0);
     for body in [&br#"{"expires_in":3599}"#[..], br#"{"access_token":""}"#, b"not json", b"", br#"{"access_token":5}"#]
     {
-        assert!(matches!(graph::parse_token_response(200, body), Err(Error::InvalidJson(_))), "{body:?}");
+        assert!(matches!(entra::parse_token_response(200, body), Err(Error::InvalidJson(_))), "{body:?}");
     }
     let body = br#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided.","error_codes":[7000215]}"#;
-    match graph::parse_token_response(401, body) {
+    match entra::parse_token_response(401, body) {
         Err(Error::Service(e)) => {
             assert_eq!((e.status, e.code.as_str(), e.retryable), (401, "invalid_client", false));
             assert!(e.message.contains("AADSTS7000215"));
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(graph::parse_token_response(503, b""), Err(Error::Service(e)) if e.retryable));
+    assert!(matches!(entra::parse_token_response(503, b""), Err(Error::Service(e)) if e.retryable));
 }
 
 #[test]
 fn access_token_and_credentials_debug_hide_secrets() {
-    let t = graph::parse_token_response(200, br#"{"expires_in":3599,"access_token":"eyJSECRETTOKEN"}"#).unwrap();
+    let t = entra::parse_token_response(200, br#"{"expires_in":3599,"access_token":"eyJSECRETTOKEN"}"#).unwrap();
     let d = format!("{t:?}");
     assert!(!d.contains("eyJSECRETTOKEN") && d.contains("3599"), "{d}");
     let d = format!("{:?}", credentials());
@@ -1436,10 +1437,10 @@ fn column_name_rule() {
 }
 
 // =================================================================================================
-// sentinel
+// monitor (Azure Monitor / Sentinel)
 // =================================================================================================
 
-fn batch_values(batches: &[sentinel::Batch]) -> Vec<Value> {
+fn batch_values(batches: &[monitor::Batch]) -> Vec<Value> {
     let mut out = vec![];
     for b in batches {
         match serde_json::from_slice::<Value>(&b.body).expect("batch body is JSON") {
@@ -1459,7 +1460,7 @@ fn batch_rows_keeps_order_and_count_within_1_mb() {
         (0..4000).map(|i| json!({ "i": i, "pad": "p".repeat(200 + (i * 37) % 900) }).to_string()).collect();
     let total: usize = rows.iter().map(String::len).sum();
     assert!(total > 2_000_000, "enough for several batches");
-    let batches = sentinel::batch_rows(&rows, Sink::LogsIngestion).unwrap();
+    let batches = monitor::batch_rows(&rows, Sink::LogsIngestion).unwrap();
     assert!(batches.len() >= 2);
     for b in &batches {
         assert!(b.body.len() <= 1_000_000, "{}", b.body.len());
@@ -1468,23 +1469,23 @@ fn batch_rows_keeps_order_and_count_within_1_mb() {
     let want: Vec<Value> = rows.iter().map(|r| serde_json::from_str(r).unwrap()).collect();
     assert_eq!(batch_values(&batches), want);
     // The Data Collector takes 30 MB: one batch.
-    let batches = sentinel::batch_rows(&rows, Sink::DataCollector).unwrap();
+    let batches = monitor::batch_rows(&rows, Sink::DataCollector).unwrap();
     assert_eq!(batches.len(), 1);
     assert_eq!(batches[0].rows, 4000);
-    assert!(sentinel::batch_rows(&[], Sink::LogsIngestion).unwrap().is_empty());
+    assert!(monitor::batch_rows(&[], Sink::LogsIngestion).unwrap().is_empty());
 }
 
 #[test]
 fn batch_rows_fills_a_batch_to_exactly_1_000_000_bytes() {
     // "[" + a + "," + b + "]" = 1_000_000.
     let (a, b) = (row_of_len(499_998), row_of_len(499_999));
-    let batches = sentinel::batch_rows(&[a.clone(), b], Sink::LogsIngestion).unwrap();
+    let batches = monitor::batch_rows(&[a.clone(), b], Sink::LogsIngestion).unwrap();
     assert_eq!(batches.len(), 1);
     assert_eq!(batches[0].body.len(), 1_000_000);
-    let batches = sentinel::batch_rows(&[a, row_of_len(500_000)], Sink::LogsIngestion).unwrap();
+    let batches = monitor::batch_rows(&[a, row_of_len(500_000)], Sink::LogsIngestion).unwrap();
     assert_eq!(batches.iter().map(|b| b.rows).collect::<Vec<_>>(), [1, 1]);
     // One row alone: "[" + row + "]".
-    let batches = sentinel::batch_rows(&[row_of_len(999_998)], Sink::LogsIngestion).unwrap();
+    let batches = monitor::batch_rows(&[row_of_len(999_998)], Sink::LogsIngestion).unwrap();
     assert_eq!(batches[0].body.len(), 1_000_000);
 }
 
@@ -1492,13 +1493,13 @@ fn batch_rows_fills_a_batch_to_exactly_1_000_000_bytes() {
 fn a_single_row_too_big_for_one_request_is_too_large_and_named() {
     let ok = json!({"a": 1}).to_string();
     let big = row_of_len(999_999);
-    match sentinel::batch_rows(&[ok.clone(), ok.clone(), big], Sink::LogsIngestion) {
+    match monitor::batch_rows(&[ok.clone(), ok.clone(), big], Sink::LogsIngestion) {
         Err(Error::TooLarge(m)) => assert!(m.contains("row 2"), "{m}"),
         other => panic!("{:?}", other.map(|b| b.len())),
     }
     // Many fields, each under 64 KiB, summing to more than 1 MB.
     let wide: serde_json::Map<String, Value> = (0..20).map(|i| (format!("f{i}"), json!("w".repeat(60_000)))).collect();
-    match sentinel::batch_rows(&[ok, Value::Object(wide).to_string()], Sink::LogsIngestion) {
+    match monitor::batch_rows(&[ok, Value::Object(wide).to_string()], Sink::LogsIngestion) {
         Err(Error::TooLarge(m)) => assert!(m.contains("row 1"), "{m}"),
         other => panic!("{:?}", other.map(|b| b.len())),
     }
@@ -1516,13 +1517,13 @@ fn expected_cut(original: &str, max: usize) -> String {
 
 #[test]
 fn long_fields_are_cut_with_a_marker_on_a_char_boundary() {
-    assert_eq!(sentinel::TRUNCATION_MARKER, TRUNCATION_MARKER);
+    assert_eq!(monitor::TRUNCATION_MARKER, TRUNCATION_MARKER);
     for (sink, max, ch) in
         [(Sink::LogsIngestion, 65_536, 'é'), (Sink::DataCollector, 32_768, '€'), (Sink::LogsIngestion, 65_536, '😀')]
     {
         let original = format!("a{}", ch.to_string().repeat(50_000));
         let row = json!({ "id": "r1", "big": original, "small": "s", "n": 5 }).to_string();
-        let batches = sentinel::batch_rows(&[row], sink).unwrap();
+        let batches = monitor::batch_rows(&[row], sink).unwrap();
         assert_eq!(batches.len(), 1);
         assert_eq!(batches[0].truncated_fields, 1);
         let v = &batch_values(&batches)[0];
@@ -1541,7 +1542,7 @@ fn long_structured_fields_become_cut_text_and_short_ones_stay() {
     let list_text = Value::Array(list.clone()).to_string();
     assert!(list_text.len() > 65_536);
     let row = json!({ "sessions": list, "kept": {"a": [1, 2]}, "other": "x".repeat(40_000) }).to_string();
-    let batches = sentinel::batch_rows(std::slice::from_ref(&row), Sink::LogsIngestion).unwrap();
+    let batches = monitor::batch_rows(std::slice::from_ref(&row), Sink::LogsIngestion).unwrap();
     assert_eq!(batches[0].truncated_fields, 1);
     let v = &batch_values(&batches)[0];
     assert_eq!(v["sessions"].as_str().unwrap(), expected_cut(&list_text, 65_536));
@@ -1549,7 +1550,7 @@ fn long_structured_fields_become_cut_text_and_short_ones_stay() {
     assert_eq!(v["other"].as_str().unwrap().len(), 40_000);
     // Over 64 KiB in total but no field over the limit: unchanged.
     let row = json!({ "a": "x".repeat(40_000), "b": "y".repeat(40_000), "c": "" }).to_string();
-    let batches = sentinel::batch_rows(std::slice::from_ref(&row), Sink::LogsIngestion).unwrap();
+    let batches = monitor::batch_rows(std::slice::from_ref(&row), Sink::LogsIngestion).unwrap();
     assert_eq!(batches[0].truncated_fields, 0);
     assert_eq!(batch_values(&batches)[0], serde_json::from_str::<Value>(&row).unwrap());
 }
@@ -1561,7 +1562,7 @@ fn rows_that_are_not_json_objects_are_invalid_json_and_named() {
     for bad in
         ["", "not json", "[1]", "42", "\"s\"", "null", "{\"a\":1} x", "{\"a\":", "{\"a\":1}{\"b\":2}", &long_array]
     {
-        match sentinel::batch_rows(&[ok.clone(), bad.to_string()], Sink::LogsIngestion) {
+        match monitor::batch_rows(&[ok.clone(), bad.to_string()], Sink::LogsIngestion) {
             Err(Error::InvalidJson(m)) => assert!(m.contains("row 1"), "{m}"),
             other => panic!("{bad:.20}: {:?}", other.map(|b| b.len())),
         }
@@ -1575,7 +1576,7 @@ fn li_target() -> LogsIngestionTarget {
 #[test]
 fn logs_ingestion_request_url_headers_and_gzip() {
     let body = br#"[{"TimeGenerated":"2026-11-20T09:14:03.217Z","CallId":"x"}]"#;
-    let r = sentinel::logs_ingestion_request(&li_target(), "eyJ.tok", body, true).unwrap();
+    let r = monitor::logs_ingestion_request(&li_target(), "eyJ.tok", body, true).unwrap();
     assert_eq!(r.method, "POST");
     assert_eq!(
         r.url,
@@ -1593,13 +1594,13 @@ fn logs_ingestion_request_url_headers_and_gzip() {
     assert_eq!(gunzip(&r.body), body);
     let d = format!("{r:?}");
     assert!(!d.contains("eyJ.tok"), "{d}");
-    let r = sentinel::logs_ingestion_request(&li_target(), "eyJ.tok", body, false).unwrap();
+    let r = monitor::logs_ingestion_request(&li_target(), "eyJ.tok", body, false).unwrap();
     assert_eq!(r.body, body);
     assert_eq!(header(&r.headers, "Content-Encoding"), None);
     // Real batches go through unchanged.
     let rows: Vec<String> = (0..50).map(|i| json!({"i": i}).to_string()).collect();
-    let b = &sentinel::batch_rows(&rows, Sink::LogsIngestion).unwrap()[0];
-    let r = sentinel::logs_ingestion_request(&li_target(), "t", &b.body, true).unwrap();
+    let b = &monitor::batch_rows(&rows, Sink::LogsIngestion).unwrap()[0];
+    let r = monitor::logs_ingestion_request(&li_target(), "t", &b.body, true).unwrap();
     assert_eq!(gunzip(&r.body), b.body);
 }
 
@@ -1619,22 +1620,22 @@ fn logs_ingestion_request_refuses_bad_targets_and_bodies() {
     ];
     for t in bad_targets {
         assert!(
-            matches!(sentinel::logs_ingestion_request(&t, "tok", body, false), Err(Error::InvalidArgument(_))),
+            matches!(monitor::logs_ingestion_request(&t, "tok", body, false), Err(Error::InvalidArgument(_))),
             "{t:?}"
         );
     }
     for b in [&b""[..], b"{}", b"x[", b"   "] {
         assert!(matches!(
-            sentinel::logs_ingestion_request(&li_target(), "tok", b, false),
+            monitor::logs_ingestion_request(&li_target(), "tok", b, false),
             Err(Error::InvalidArgument(_))
         ));
     }
-    assert!(sentinel::logs_ingestion_request(&li_target(), " \n[]", b"[]", false).is_err(), "token with whitespace");
-    assert!(sentinel::logs_ingestion_request(&li_target(), "", b"[]", false).is_err());
+    assert!(monitor::logs_ingestion_request(&li_target(), " \n[]", b"[]", false).is_err(), "token with whitespace");
+    assert!(monitor::logs_ingestion_request(&li_target(), "", b"[]", false).is_err());
     // Over 1 MB as sent.
     let mut big = b"[".to_vec();
     big.resize(1_000_001, b' ');
-    assert!(matches!(sentinel::logs_ingestion_request(&li_target(), "tok", &big, false), Err(Error::TooLarge(_))));
+    assert!(matches!(monitor::logs_ingestion_request(&li_target(), "tok", &big, false), Err(Error::TooLarge(_))));
     // Compressed size counts when gzip is on: incompressible data over 1 MB compressed.
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut noise: Vec<u8> = (0..1_000_100)
@@ -1646,11 +1647,11 @@ fn logs_ingestion_request_refuses_bad_targets_and_bodies() {
         })
         .collect();
     noise[0] = b'[';
-    assert!(matches!(sentinel::logs_ingestion_request(&li_target(), "tok", &noise, true), Err(Error::TooLarge(_))));
+    assert!(matches!(monitor::logs_ingestion_request(&li_target(), "tok", &noise, true), Err(Error::TooLarge(_))));
     // ... while the same size that compresses well goes through.
     let mut compressible = b"[".to_vec();
     compressible.resize(1_000_100, b' ');
-    let r = sentinel::logs_ingestion_request(&li_target(), "tok", &compressible, true).unwrap();
+    let r = monitor::logs_ingestion_request(&li_target(), "tok", &compressible, true).unwrap();
     assert_eq!(gunzip(&r.body), compressible);
 }
 
@@ -1667,7 +1668,7 @@ fn dc_target() -> DataCollectorTarget {
 #[test]
 fn data_collector_request_headers_are_exact() {
     let body = br#"[{"id":"x","startDateTime":"2026-11-20T09:14:03.217Z"}]"#;
-    let r = sentinel::data_collector_request(&dc_target(), DATE, body).unwrap();
+    let r = monitor::data_collector_request(&dc_target(), DATE, body).unwrap();
     assert_eq!(r.method, "POST");
     assert_eq!(r.url, format!("https://{WORKSPACE}.ods.opinsights.azure.com/api/logs?api-version=2016-04-01"));
     let auth = format!("SharedKey {WORKSPACE}:{}", my_signature(&shared_key(), DATE, body.len()));
@@ -1686,7 +1687,7 @@ fn data_collector_request_headers_are_exact() {
         base_url: Some("http://127.0.0.1:9000/".into()),
         ..dc_target()
     };
-    let r = sentinel::data_collector_request(&t, DATE, body).unwrap();
+    let r = monitor::data_collector_request(&t, DATE, body).unwrap();
     assert_eq!(r.url, "http://127.0.0.1:9000/api/logs?api-version=2016-04-01");
     assert_eq!(header(&r.headers, "time-generated-field"), Some("startDateTime"));
     assert_eq!(r.headers.len(), 5);
@@ -1695,19 +1696,19 @@ fn data_collector_request_headers_are_exact() {
 #[test]
 fn shared_key_signature_matches_an_independent_hmac() {
     for len in [0usize, 1, 56, 1_000_000, 29_999_999] {
-        let got = sentinel::shared_key_authorization(WORKSPACE, &shared_key(), DATE, len as u64).unwrap();
+        let got = monitor::shared_key_authorization(WORKSPACE, &shared_key(), DATE, len as u64).unwrap();
         assert_eq!(got, format!("SharedKey {WORKSPACE}:{}", my_signature(&shared_key(), DATE, len)));
     }
     // Another key and date.
     let key = BASE64.encode(b"another workspace key of some length");
     let date = "Fri, 20 Nov 2026 09:14:03 GMT";
-    let got = sentinel::shared_key_authorization(WORKSPACE, &key, date, 1234).unwrap();
+    let got = monitor::shared_key_authorization(WORKSPACE, &key, date, 1234).unwrap();
     assert_eq!(got, format!("SharedKey {WORKSPACE}:{}", my_signature(&key, date, 1234)));
     // The signature depends on every input.
-    let a = sentinel::shared_key_authorization(WORKSPACE, &key, date, 1234).unwrap();
-    assert_ne!(a, sentinel::shared_key_authorization(WORKSPACE, &key, date, 1235).unwrap());
-    assert_ne!(a, sentinel::shared_key_authorization(WORKSPACE, &key, DATE, 1234).unwrap());
-    assert_ne!(a, sentinel::shared_key_authorization(WORKSPACE, &shared_key(), date, 1234).unwrap());
+    let a = monitor::shared_key_authorization(WORKSPACE, &key, date, 1234).unwrap();
+    assert_ne!(a, monitor::shared_key_authorization(WORKSPACE, &key, date, 1235).unwrap());
+    assert_ne!(a, monitor::shared_key_authorization(WORKSPACE, &key, DATE, 1234).unwrap());
+    assert_ne!(a, monitor::shared_key_authorization(WORKSPACE, &shared_key(), date, 1234).unwrap());
 }
 
 #[test]
@@ -1735,7 +1736,7 @@ fn data_collector_refuses_bad_inputs_without_echoing_the_key() {
         (dc_target(), ""),
     ];
     for (t, date) in bad {
-        match sentinel::data_collector_request(&t, date, body) {
+        match monitor::data_collector_request(&t, date, body) {
             Err(Error::InvalidArgument(m)) => {
                 assert!(!m.contains(&shared_key()) && !m.contains(&secret_key), "{m}");
                 assert!(!m.contains(&shared_key()[..16]), "{m}");
@@ -1744,11 +1745,11 @@ fn data_collector_refuses_bad_inputs_without_echoing_the_key() {
         }
     }
     assert!(
-        sentinel::data_collector_request(&DataCollectorTarget { log_type: "x".repeat(100), ..dc_target() }, DATE, body)
+        monitor::data_collector_request(&DataCollectorTarget { log_type: "x".repeat(100), ..dc_target() }, DATE, body)
             .is_ok()
     );
     let huge = vec![b' '; 30_000_001];
-    assert!(matches!(sentinel::data_collector_request(&dc_target(), DATE, &huge), Err(Error::TooLarge(_))));
+    assert!(matches!(monitor::data_collector_request(&dc_target(), DATE, &huge), Err(Error::TooLarge(_))));
 }
 
 #[test]
@@ -1756,7 +1757,7 @@ fn data_collector_rejects_an_empty_time_generated_field() {
     // An empty `time-generated-field` header names no column: it must be refused like any other
     // non-column value ("time-generated-field must be a column name").
     let t = DataCollectorTarget { time_generated_field: Some(String::new()), ..dc_target() };
-    let got = sentinel::data_collector_request(&t, DATE, b"[]");
+    let got = monitor::data_collector_request(&t, DATE, b"[]");
     assert!(matches!(got, Err(Error::InvalidArgument(_))), "empty time-generated-field accepted: {got:?}");
 }
 
@@ -1767,7 +1768,7 @@ fn data_collector_target_debug_hides_the_key() {
         assert!(!d.contains("S3CRETKEY"), "{d}");
         assert!(d.contains(WORKSPACE) && d.contains("TEAMSGraphCallRecords"), "{d}");
     }
-    let r = sentinel::data_collector_request(&dc_target(), DATE, b"[]").unwrap();
+    let r = monitor::data_collector_request(&dc_target(), DATE, b"[]").unwrap();
     let d = format!("{r:?}");
     assert!(!d.contains(&my_signature(&shared_key(), DATE, 2)), "{d}");
 }
@@ -2311,7 +2312,7 @@ proptest! {
             (any::<u32>(), "[!-~]{0,20}").prop_map(|(n, t)| format!(r#"{{"access_token":"{t}","expires_in":"{n}"}}"#).into_bytes()),
         ],
     ) {
-        match graph::parse_token_response(status, &body) {
+        match entra::parse_token_response(status, &body) {
             Ok(t) => {
                 prop_assert!((200..300).contains(&status));
                 prop_assert!(!t.token.is_empty());
@@ -2358,7 +2359,7 @@ proptest! {
         ],
         len in any::<u64>(),
     ) {
-        match sentinel::shared_key_authorization(&workspace, &key, &date, len) {
+        match monitor::shared_key_authorization(&workspace, &key, &date, len) {
             Ok(auth) => {
                 let want = format!("SharedKey {workspace}:{}", my_signature(key.trim(), &date, len as usize));
                 prop_assert_eq!(auth, want);
@@ -2478,7 +2479,7 @@ proptest! {
     ) {
         let (sink, max_body, max_field) =
             if data_collector { (Sink::DataCollector, 30_000_000, 32_768) } else { (Sink::LogsIngestion, 1_000_000, 65_536) };
-        match sentinel::batch_rows(&rows, sink) {
+        match monitor::batch_rows(&rows, sink) {
             Ok(batches) => {
                 let mut got = vec![];
                 let mut truncated = 0;

@@ -8,8 +8,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use callrecords::driver::{Action as Step, Job, Report, Run};
 use callrecords::http::{IncomingRequest, Response};
+use callrecords::pipeline::{Action as Step, Job, Report, Run};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};

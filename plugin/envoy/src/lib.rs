@@ -1,8 +1,8 @@
 //! Envoy `envoy.filters.http.wasm` adapter (proxy-wasm ABI 0.2.1): the Graph change-notification
-//! webhook, answered by the core's pipeline ([`callrecords::driver`]).
+//! webhook, answered by the core's pipeline ([`callrecords::pipeline`]).
 //!
 //! The filter buffers the request (headers, then the body until `end_of_stream`), starts a
-//! [`callrecords::driver::Run`] with it and steps the run: each `Send` becomes a
+//! [`callrecords::pipeline::Run`] with it and steps the run: each `Send` becomes a
 //! `dispatch_http_call` to the Envoy cluster configured for the URL's origin, each answer goes back
 //! with `Run::respond` (an answer without `:status`, Envoy's sign of a failed call, with
 //! `Run::transport_error`), each `Sleep` parks the stream until the root context's tick says it is

@@ -1,6 +1,6 @@
-//! The `service` world's `wasi:http/incoming-handler`: read the request, run the core's driver with
+//! The `service` world's `wasi:http/incoming-handler`: read the request, run the core's pipeline with
 //! `wasi:http/outgoing-handler` as its transport and the monotonic clock for its waits, write the
-//! answer. Only ABI translation lives here; every rule is in [`crate::driver`].
+//! answer. Only ABI translation lives here; every rule is in [`crate::pipeline`].
 
 use wasip2::clocks::{monotonic_clock, wall_clock};
 use wasip2::http::outgoing_handler;
@@ -12,8 +12,8 @@ use wasip2::io::streams::{InputStream, StreamError};
 
 use super::Component;
 use crate::config::Config;
-use crate::driver::{Action, Job, Run};
 use crate::http::{self, Response};
+use crate::pipeline::{Action, Job, Run};
 
 /// Largest answer read from Graph or an ingestion endpoint.
 const MAX_ANSWER_BYTES: usize = 32 * 1024 * 1024;

@@ -1,8 +1,8 @@
-//! The driver as a state machine, natively: settings, secrets, backfill windows and Graph's rate
+//! The pipeline as a state machine, natively: settings, secrets, backfill windows and Graph's rate
 //! limit, with a scripted host (the service tests in host-test cover the full pipeline).
 
 use callrecords::config::Config;
-use callrecords::driver::{Action, Job, Run};
+use callrecords::pipeline::{Action, Job, Run};
 
 const SECRET: &str = "very-secret-client-secret";
 const STATE: &str = "very-secret-client-state";
@@ -142,7 +142,7 @@ fn a_host_that_never_answers_gets_a_503_not_a_hang() {
     let mut steps = 0;
     let report = loop {
         steps += 1;
-        assert!(steps < 1000, "the driver never finished");
+        assert!(steps < 1000, "the pipeline never finished");
         match run.next(now) {
             Action::Send { timeout_ms, .. } => {
                 now += u64::from(timeout_ms).min(200);

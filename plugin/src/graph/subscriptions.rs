@@ -4,8 +4,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::{Error, Result};
-use crate::graph::{bearer, get, graph_base, is_valid_call_id};
-use crate::http::OutgoingRequest;
+use crate::graph::{get, graph_base, is_valid_call_id};
+use crate::http::{OutgoingRequest, bearer};
 
 /// The resource a callRecords subscription watches.
 pub const RESOURCE: &str = "/communications/callRecords";

@@ -1,0 +1,128 @@
+//! The backfill job: every call that started in `[since, until)` (Graph keeps 30 days), listed
+//! window by window with List callRecords, each listed call fetched once per window, and a
+//! progress report with a checkpoint after each window.
+
+use std::collections::HashSet;
+
+use super::fetch::CallStep;
+use super::step::{Pending, Step};
+use super::{Action, Progress, Run, instant};
+use crate::entra::Scope;
+use crate::error::Error;
+use crate::graph;
+use crate::http::OutgoingRequest;
+use crate::values::{Instant, format_timestamp, parse_timestamp};
+
+/// Graph keeps callRecords for 30 days.
+pub const MAX_BACKFILL_DAYS: u64 = 30;
+
+/// The windows of a backfill and how far it got.
+pub(super) struct Backfill {
+    windows: Vec<(Instant, Instant)>,
+    current: usize,
+    listed: HashSet<String>,
+}
+
+impl Run {
+    pub(super) fn list_page_request(&self, link: Option<&str>) -> crate::Result<OutgoingRequest> {
+        let g = self.config.graph_url.as_str();
+        let token = self.cached_token(Scope::Graph, &self.config.credentials.tenant_id);
+        match link {
+            Some(l) => graph::next_page_request(g, l, token),
+            None => {
+                let b = self.backfill.as_ref().expect("list pages belong to a backfill");
+                let (s, e) = b.windows[b.current];
+                graph::list_call_records_request(g, &format_timestamp(s), &format_timestamp(e), token)
+            }
+        }
+    }
+
+    /// A List page: its next page first, then each call not listed before in this window.
+    pub(super) fn on_list_page(&mut self, body: &[u8]) {
+        match graph::parse_list_page(&String::from_utf8_lossy(body)) {
+            Ok(page) => {
+                let own = self.config.credentials.tenant_id.clone();
+                let b = self.backfill.as_mut().expect("list pages belong to a backfill");
+                if let Some(link) = page.next_link {
+                    self.queue.push_front(Pending::new(Step::ListPage { link: Some(link) }));
+                }
+                for id in page.ids {
+                    if graph::is_valid_call_id(&id) && b.listed.insert(id.clone()) {
+                        let record = CallStep::Record { id, tenant: own.clone() };
+                        self.queue.push_back(Pending::new(Step::Call(record)));
+                    }
+                }
+            }
+            Err(e) => self.fatal(format!("List callRecords: {e}")),
+        }
+    }
+
+    /// In a backfill whose queue is empty, the current window is done: list the next one, or
+    /// finish after the last. The progress, with the window's end as the checkpoint.
+    pub(super) fn end_window(&mut self, now: u64) -> Option<Action> {
+        if let Some(b) = &mut self.backfill
+            && !self.finished
+        {
+            let end = b.windows[b.current].1;
+            b.current += 1;
+            b.listed.clear();
+            let more = b.current < b.windows.len();
+            if more {
+                self.queue.push_back(Pending::new(Step::ListPage { link: None }));
+            }
+            let p = self.progress_now(Some(format_timestamp(end)));
+            if !more {
+                self.finish(now);
+            }
+            return Some(Action::Progress(p));
+        }
+        None
+    }
+
+    pub(super) fn progress_now(&self, completed_until: Option<String>) -> Progress {
+        let b = self.backfill.as_ref();
+        Progress {
+            windows_done: b.map_or(0, |b| b.current as u32),
+            windows_total: b.map_or(0, |b| b.windows.len() as u32),
+            completed_until,
+            calls_listed: self.report.calls.len() as u32
+                + self.report.failed.len() as u32
+                + self.queue.iter().filter(|p| matches!(p.step, Step::Call(CallStep::Record { .. }))).count() as u32,
+            calls_done: self.report.calls.len() as u32,
+            rows: self.report.total_rows(),
+            bytes: self.report.ingestion_bytes,
+            retries: self.report.retries,
+        }
+    }
+}
+
+/// The windows of `[since, until)` (`until` empty: `now`), refusing what Graph no longer keeps.
+pub(super) fn backfill_windows(since: &str, until: &str, window_hours: u32, now: u64) -> crate::Result<Backfill> {
+    let s = parse_timestamp(since).ok_or_else(|| Error::arg("since is not an ISO 8601 timestamp"))?;
+    let e = if until.is_empty() {
+        instant(now)
+    } else {
+        parse_timestamp(until).ok_or_else(|| Error::arg("until is not an ISO 8601 timestamp"))?
+    };
+    let oldest = instant(now).secs - (MAX_BACKFILL_DAYS * 86_400) as i64;
+    if s.secs < oldest {
+        return Err(Error::arg(format!(
+            "since is more than {MAX_BACKFILL_DAYS} days ago; Graph keeps callRecords for {MAX_BACKFILL_DAYS} days"
+        )));
+    }
+    if e <= s {
+        return Err(Error::arg("until must be after since"));
+    }
+    if window_hours == 0 {
+        return Err(Error::arg("window-hours must be at least 1"));
+    }
+    let step = i64::from(window_hours) * 3600;
+    let mut windows = vec![];
+    let mut start = s;
+    while start < e {
+        let end = Instant { secs: start.secs + step, ticks: start.ticks }.min(e);
+        windows.push((start, end));
+        start = end;
+    }
+    Ok(Backfill { windows, current: 0, listed: HashSet::new() })
+}

@@ -1,0 +1,439 @@
+//! The pipeline as a sans-IO state machine: webhook → token → callRecord + every page → expand →
+//! batch → ingestion → the answer for Graph; plus backfill and subscription jobs.
+//!
+//! A host owns the IO. It loops on [`Run::next`]: it sends each [`Action::Send`] request and feeds
+//! the answer back with [`Run::respond`] (or [`Run::transport_error`]), waits out each
+//! [`Action::Sleep`], shows each [`Action::Progress`], and stops at [`Action::Done`]. The service
+//! component does this with `wasi:http`, the Envoy filter with `dispatch_http_call`, the harness
+//! with its own HTTP client; the rules (retries, `Retry-After`, token refresh, 413 splitting, the
+//! deadline, rate limits, when Graph gets its 2xx) live only here. The clock is an argument
+//! (`now`, Unix milliseconds).
+//!
+//! | file | rules |
+//! |---|---|
+//! | `pipeline/mod.rs` | [`Run`], [`Job`], [`Action`], [`Report`]; the host's loop; the deadline; the final answer |
+//! | `pipeline/step.rs` | the requests still to make, and which file builds, reads and gives up each |
+//! | `pipeline/token.rs` | the token cache: which token a step needs, renewal before expiry, a new one after a 401 |
+//! | `pipeline/ratelimit.rs` | Graph's 40 requests per 20 s per call record (and for List) |
+//! | `pipeline/retry.rs` | what a failed answer leads to: 401 refresh, 413 split, backoff and `Retry-After` for 429, 5xx, timeouts |
+//! | `pipeline/fetch.rs` | a callRecord and its session and participants_v2 pages, merged and expanded into rows |
+//! | `pipeline/ship.rs` | rows into batches and ingestion requests (Logs Ingestion, Data Collector, forward) |
+//! | `pipeline/webhook.rs` | the webhook job: notifications to fetch, lifecycle events to act on, resyncs |
+//! | `pipeline/backfill.rs` | the backfill job: windows, List callRecords pages, progress |
+//! | `pipeline/subscriptions.rs` | subscription jobs and lifecycle actions: create, renew, reauthorize, list, delete |
+
+mod backfill;
+mod fetch;
+mod ratelimit;
+mod retry;
+mod ship;
+mod step;
+mod subscriptions;
+mod token;
+mod webhook;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::entra::Scope;
+use crate::error::{Error, ServiceError};
+use crate::graph;
+use crate::graph::subscriptions::Subscription;
+use crate::http::{IncomingRequest, OutgoingRequest, Response, check_response};
+use crate::values::Instant;
+pub use backfill::MAX_BACKFILL_DAYS;
+use backfill::{Backfill, backfill_windows};
+use fetch::Fetch;
+pub use ratelimit::GRAPH_RATE_LIMIT;
+use step::{Pending, Step};
+use subscriptions::{SubscriptionStep, subscription_urls};
+use token::Token;
+
+/// Per-request timeout when a job has no deadline.
+const UNBOUNDED_TIMEOUT_MS: u32 = 100_000;
+
+/// What to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Job {
+    /// A request to the webhook (notification or lifecycle URL).
+    Webhook(IncomingRequest),
+    /// Ship every call that started in `[since, until)`, in windows of `window_hours`.
+    Backfill {
+        /// ISO 8601 start (at most 30 days back).
+        since: String,
+        /// ISO 8601 end; empty = now.
+        until: String,
+        /// Window length.
+        window_hours: u32,
+    },
+    /// Create the callRecords subscription.
+    Subscribe,
+    /// Renew this webhook's callRecords subscriptions that expire within the margin.
+    Renew {
+        /// Minutes.
+        margin_minutes: u32,
+    },
+    /// List the app's subscriptions.
+    Subscriptions,
+    /// Delete a subscription.
+    Unsubscribe(String),
+}
+
+/// The next thing the host must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send this request and give the answer to [`Run::respond`].
+    Send {
+        /// The request.
+        request: OutgoingRequest,
+        /// Give up on the answer after this long and call [`Run::transport_error`].
+        timeout_ms: u32,
+    },
+    /// Wait this many milliseconds, then call [`Run::next`] again.
+    Sleep(u32),
+    /// Progress of a long job (backfill); save `completed_until` as the checkpoint.
+    Progress(Progress),
+    /// Finished.
+    Done(Box<Report>),
+}
+
+/// How far a backfill got.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Progress {
+    /// Windows finished.
+    pub windows_done: u32,
+    /// Windows in all.
+    pub windows_total: u32,
+    /// Every call that started before this instant has been shipped (the checkpoint).
+    pub completed_until: Option<String>,
+    /// Calls listed so far.
+    pub calls_listed: u32,
+    /// Calls fetched and expanded so far.
+    pub calls_done: u32,
+    /// Rows accepted so far.
+    pub rows: u64,
+    /// Bytes sent to ingestion so far.
+    pub bytes: u64,
+    /// Retries so far.
+    pub retries: u32,
+}
+
+/// A call that was fetched and expanded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CallDone {
+    /// callRecord id.
+    pub id: String,
+    /// callRecord version.
+    pub version: i64,
+    /// Rows it gave, all tables.
+    pub rows: u32,
+}
+
+/// A call that could not be fetched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CallFailed {
+    /// callRecord id.
+    pub id: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// A resync the operator (or `callrecords serve`) must run: `callrecords backfill --since … --until …`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Resync {
+    /// `missed` or `subscriptionRemoved`.
+    pub reason: String,
+    /// The subscription concerned.
+    pub subscription_id: String,
+    /// Window start.
+    pub since: String,
+    /// Window end.
+    pub until: String,
+}
+
+/// What a job did. For a webhook job, `response` is the answer for Graph: 2xx only when every row
+/// of every notification was accepted and every lifecycle action succeeded, else 503.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// The HTTP answer (webhook jobs) or a summary answer (other jobs).
+    #[serde(skip)]
+    pub response: Response,
+    /// True when the job did all it had to.
+    pub ok: bool,
+    /// Calls fetched and expanded.
+    pub calls: Vec<CallDone>,
+    /// Calls not fetched.
+    pub failed: Vec<CallFailed>,
+    /// Rows accepted by the ingestion endpoint, per table.
+    pub rows: BTreeMap<String, u64>,
+    /// Rows the ingestion endpoint did not accept.
+    pub rows_not_accepted: u64,
+    /// Ingestion requests accepted.
+    pub ingestion_requests: u32,
+    /// Bytes of their bodies.
+    pub ingestion_bytes: u64,
+    /// Requests sent to login and Graph.
+    pub graph_requests: u32,
+    /// Attempts repeated after a retryable failure (429, 5xx, timeouts, expired tokens).
+    pub retries: u32,
+    /// Notification items refused (forged clientState, tenant not allowed, malformed, ...).
+    pub rejected: u32,
+    /// Duplicate notification items folded.
+    pub duplicates: u32,
+    /// Lifecycle actions taken, as sentences.
+    pub lifecycle: Vec<String>,
+    /// A resync is needed.
+    pub resync: Option<Resync>,
+    /// Subscriptions created, renewed or listed.
+    pub subscriptions: Vec<Subscription>,
+    /// Why the job is not `ok`.
+    pub error: Option<String>,
+}
+
+impl Report {
+    fn new() -> Self {
+        Report {
+            response: Response::text(200, ""),
+            ok: true,
+            calls: vec![],
+            failed: vec![],
+            rows: BTreeMap::new(),
+            rows_not_accepted: 0,
+            ingestion_requests: 0,
+            ingestion_bytes: 0,
+            graph_requests: 0,
+            retries: 0,
+            rejected: 0,
+            duplicates: 0,
+            lifecycle: vec![],
+            resync: None,
+            subscriptions: vec![],
+            error: None,
+        }
+    }
+
+    /// Rows accepted, all tables.
+    pub fn total_rows(&self) -> u64 {
+        self.rows.values().sum()
+    }
+}
+
+/// One job in progress. See the module docs for the host's loop.
+pub struct Run {
+    config: Config,
+    job_kind: JobKind,
+    deadline: Option<u64>,
+    queue: VecDeque<Pending>,
+    in_flight: Option<(Pending, usize)>,
+    tokens: HashMap<(Scope, String), Token>,
+    fetches: HashMap<String, Fetch>,
+    unshipped: BTreeMap<&'static str, Vec<String>>,
+    sent: HashMap<String, VecDeque<u64>>,
+    backfill: Option<Backfill>,
+    renew_margin_ms: u64,
+    progress: Option<Progress>,
+    report: Report,
+    finished: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JobKind {
+    Webhook,
+    Backfill,
+    Other,
+}
+
+impl Run {
+    /// Start a job at `now` (Unix ms). A job that needs no remote call (a handshake, a refused
+    /// request) is finished at once: the first [`Run::next`] returns [`Action::Done`].
+    pub fn start(config: Config, job: Job, now: u64) -> crate::Result<Run> {
+        let job_kind = match job {
+            Job::Webhook(_) => JobKind::Webhook,
+            Job::Backfill { .. } => JobKind::Backfill,
+            _ => JobKind::Other,
+        };
+        let deadline = (job_kind == JobKind::Webhook).then(|| now + u64::from(config.deadline_ms));
+        let mut run = Run {
+            config,
+            job_kind,
+            deadline,
+            queue: VecDeque::new(),
+            in_flight: None,
+            tokens: HashMap::new(),
+            fetches: HashMap::new(),
+            unshipped: BTreeMap::new(),
+            sent: HashMap::new(),
+            backfill: None,
+            renew_margin_ms: 0,
+            progress: None,
+            report: Report::new(),
+            finished: false,
+        };
+        let own = run.config.credentials.tenant_id.clone();
+        match job {
+            Job::Webhook(request) => run.start_webhook(&request, now),
+            Job::Backfill { since, until, window_hours } => {
+                run.backfill = Some(backfill_windows(&since, &until, window_hours, now)?);
+                run.queue.push_back(Pending::new(Step::ListPage { link: None }));
+            }
+            Job::Subscribe => {
+                subscription_urls(&run.config)?;
+                run.queue.push_back(Pending::new(Step::Subscription(SubscriptionStep::Create { tenant: own })));
+            }
+            Job::Renew { margin_minutes } => {
+                run.renew_margin_ms = u64::from(margin_minutes) * 60_000;
+                run.queue.push_back(Pending::new(Step::Subscription(SubscriptionStep::List { link: None })));
+            }
+            Job::Subscriptions => {
+                run.queue.push_back(Pending::new(Step::Subscription(SubscriptionStep::List { link: None })))
+            }
+            Job::Unsubscribe(id) => {
+                if !graph::is_valid_call_id(&id) {
+                    return Err(Error::arg("subscription id must be a GUID"));
+                }
+                run.queue.push_back(Pending::new(Step::Subscription(SubscriptionStep::Delete { id })));
+            }
+        }
+        Ok(run)
+    }
+
+    /// The next action, at `now` (Unix ms).
+    pub fn next(&mut self, now: u64) -> Action {
+        if let Some(p) = self.progress.take() {
+            return Action::Progress(p);
+        }
+        loop {
+            if self.finished {
+                return Action::Done(Box::new(self.report.clone()));
+            }
+            if self.in_flight.is_some() {
+                // The host asked again without answering: treat the request as lost.
+                self.transport_error("the host did not deliver an answer", now);
+                continue;
+            }
+            let Some(pending) = self.queue.front() else {
+                if let Some(action) = self.advance(now) {
+                    return action;
+                }
+                continue;
+            };
+            if let Some(d) = self.deadline
+                && (now >= d || pending.not_before >= d)
+            {
+                self.fail_deadline();
+                continue;
+            }
+            if pending.not_before > now {
+                return Action::Sleep((pending.not_before - now).min(u64::from(u32::MAX)) as u32);
+            }
+            // A current token first.
+            if let Some((scope, tenant)) = self.stale_token(&pending.step, now) {
+                self.queue.push_front(Pending::new(Step::Token { scope, tenant }));
+                continue;
+            }
+            if let Some(key) = pending.step.rate_key()
+                && let Some(wait) = self.rate_wait(&key, now)
+            {
+                if self.deadline.is_some_and(|d| now + wait >= d) {
+                    self.fail_deadline();
+                    continue;
+                }
+                return Action::Sleep(wait as u32);
+            }
+            let pending = self.queue.pop_front().expect("front exists");
+            match self.build(&pending.step, now) {
+                Ok(request) => {
+                    self.note_sent(&pending.step, now);
+                    if !matches!(pending.step, Step::Ship { .. }) {
+                        self.report.graph_requests += 1;
+                    }
+                    let timeout_ms = match self.deadline {
+                        Some(d) => (d - now).min(u64::from(u32::MAX)) as u32,
+                        None => UNBOUNDED_TIMEOUT_MS,
+                    };
+                    self.in_flight = Some((pending, request.body.len()));
+                    return Action::Send { request, timeout_ms };
+                }
+                Err(e) => self.step_failed(pending.step, e.to_string()),
+            }
+        }
+    }
+
+    /// The answer to the request of the last [`Action::Send`].
+    pub fn respond(&mut self, status: u16, headers: &[(String, String)], body: &[u8], now: u64) {
+        let Some((pending, sent_bytes)) = self.in_flight.take() else { return };
+        match check_response(status, headers, body, now / 1000) {
+            Ok(()) => self.on_success(pending, sent_bytes, body, now),
+            Err(Error::Service(e)) => self.on_error(pending, e, now),
+            Err(other) => self.step_failed(pending.step, other.to_string()),
+        }
+    }
+
+    /// The request of the last [`Action::Send`] got no answer (connection refused, reset, timeout).
+    pub fn transport_error(&mut self, reason: &str, now: u64) {
+        let Some((pending, _)) = self.in_flight.take() else { return };
+        let e = ServiceError {
+            status: 0,
+            code: String::new(),
+            message: format!("no answer: {reason}"),
+            retry_after_seconds: None,
+            retryable: true,
+        };
+        self.on_error(pending, e, now);
+    }
+
+    /// The queue is empty: ship what was expanded, move to the next backfill window, or finish.
+    fn advance(&mut self, now: u64) -> Option<Action> {
+        if !self.unshipped.is_empty() {
+            self.queue_unshipped();
+            return None;
+        }
+        if let Some(progress) = self.end_window(now) {
+            return Some(progress);
+        }
+        self.finish(now);
+        None
+    }
+
+    fn finish(&mut self, _now: u64) {
+        self.finished = true;
+        let status = if self.report.ok { if self.job_kind == JobKind::Webhook { 202 } else { 200 } } else { 503 };
+        let body = serde_json::to_vec(&self.report).unwrap_or_default();
+        let mut response = Response { status, headers: vec![("Content-Type".into(), "application/json".into())], body };
+        if status == 503 {
+            // Graph redelivers on its own schedule; other clients get a hint.
+            response.headers.push(("Retry-After".into(), "10".into()));
+        }
+        self.report.response = response;
+    }
+
+    fn fatal(&mut self, reason: String) {
+        self.report.ok = false;
+        self.report.error = Some(reason);
+        self.queue.clear();
+        self.unshipped.clear();
+        self.fetches.clear();
+        self.finish(0);
+    }
+
+    fn fail_deadline(&mut self) {
+        self.fail_deadline_because("");
+    }
+
+    fn fail_deadline_because(&mut self, last: &str) {
+        let mut reason = format!(
+            "deadline of {} ms reached before every row was accepted; answering 503 so Graph redelivers",
+            self.config.deadline_ms
+        );
+        if !last.is_empty() {
+            reason = format!("{reason} (last answer: {last})");
+        }
+        self.fatal(reason);
+    }
+}
+
+fn instant(now_ms: u64) -> Instant {
+    Instant { secs: (now_ms / 1000) as i64, ticks: 0 }
+}

@@ -1,0 +1,54 @@
+//! What a failed answer leads to. A 401 gets a new token once (`token.rs`); a 413 splits the batch
+//! (`ship.rs`); a retryable failure (408, 429, 5xx, no answer: see [`crate::http::check_response`])
+//! is repeated after the service's `Retry-After`, or else a backoff doubling from
+//! `CALLRECORDS_RETRY_BASE_MS`, at most a minute and never past a webhook's deadline; anything else,
+//! or too many attempts, gives the step up.
+
+use super::Run;
+use super::step::{Pending, Step};
+use crate::error::{Error, ServiceError};
+
+/// Attempts per request within a webhook's budget (retryable failures only).
+const MAX_ATTEMPTS: u32 = 6;
+/// Attempts per request in a job without a deadline (backfill, subscriptions).
+const MAX_ATTEMPTS_UNBOUNDED: u32 = 10;
+/// Longest wait between attempts.
+const MAX_BACKOFF_MS: u64 = 60_000;
+
+impl Run {
+    /// The service refused the request of `pending` (status 0: it gave no answer).
+    pub(super) fn on_error(&mut self, mut pending: Pending, e: ServiceError, now: u64) {
+        let message = Error::Service(e.clone()).to_string();
+        // An expired or revoked token: get a new one once, then repeat the request.
+        if e.status == 401 && self.drop_rejected_token(&mut pending) {
+            self.report.retries += 1;
+            self.queue.push_front(pending);
+            return;
+        }
+        // Too large for the endpoint: split the batch and send the halves.
+        if e.status == 413
+            && let Step::Ship { table, rows, .. } = &pending.step
+            && rows.len() > 1
+        {
+            let (table, rows) = (*table, rows.clone());
+            self.report.retries += 1;
+            self.ship_halves(table, &rows);
+            return;
+        }
+        let limit = if self.deadline.is_some() { MAX_ATTEMPTS } else { MAX_ATTEMPTS_UNBOUNDED };
+        if e.retryable && pending.attempt + 1 < limit {
+            let backoff = u64::from(self.config.retry_base_ms) << pending.attempt.min(16);
+            let wait = e.retry_after_seconds.map_or(backoff, |s| u64::from(s) * 1000).min(MAX_BACKOFF_MS);
+            if self.deadline.is_some_and(|d| now + wait >= d) {
+                self.fail_deadline_because(&message);
+                return;
+            }
+            pending.attempt += 1;
+            pending.not_before = now + wait;
+            self.report.retries += 1;
+            self.queue.push_front(pending);
+            return;
+        }
+        self.step_failed(pending.step, message);
+    }
+}

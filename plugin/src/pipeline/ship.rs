@@ -1,0 +1,105 @@
+//! Shipping rows: the rows expanded so far cut into batches the sink takes, one request per batch
+//! (Logs Ingestion with the Monitor token, Data Collector signed at `now`, or forward), the tally of
+//! what was accepted, and the halves of a batch the endpoint found too large.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use super::step::{Pending, Step};
+use super::{JobKind, Run};
+use crate::config::SinkConfig;
+use crate::entra::Scope;
+use crate::http::OutgoingRequest;
+use crate::{monitor, schema};
+
+impl Run {
+    /// Queue a request for every batch of the rows expanded so far.
+    pub(super) fn queue_unshipped(&mut self) {
+        for (table, rows) in std::mem::take(&mut self.unshipped) {
+            for s in ship_steps(table, &rows, &self.config.sink) {
+                match s {
+                    Ok(step) => self.queue.push_back(Pending::new(step)),
+                    Err(e) => self.ship_failed(rows.len(), format!("{table}: {e}")),
+                }
+            }
+        }
+    }
+
+    /// Queue the two halves of `rows`, a batch the endpoint found too large (413), ahead of the
+    /// rest and in their order.
+    pub(super) fn ship_halves(&mut self, table: &'static str, rows: &[String]) {
+        let (a, b) = rows.split_at(rows.len() / 2);
+        for half in [b, a] {
+            for s in ship_steps(table, half, &self.config.sink).into_iter().rev() {
+                match s {
+                    Ok(step) => self.queue.push_front(Pending::new(step)),
+                    Err(err) => self.ship_failed(half.len(), format!("{table}: {err}")),
+                }
+            }
+        }
+    }
+
+    pub(super) fn ship_request(&self, table: &str, body: &[u8], now: u64) -> crate::Result<OutgoingRequest> {
+        match &self.config.sink {
+            SinkConfig::LogsIngestion { endpoint, dcr_immutable_id, gzip } => {
+                let target = monitor::LogsIngestionTarget {
+                    endpoint: endpoint.clone(),
+                    dcr_immutable_id: dcr_immutable_id.clone(),
+                    stream: format!("{}{table}", schema::STREAM_PREFIX),
+                };
+                let token = self.cached_token(Scope::Monitor, &self.config.credentials.tenant_id);
+                monitor::logs_ingestion_request(&target, token, body, *gzip)
+            }
+            SinkConfig::DataCollector { workspace_id, shared_key, base_url } => {
+                let seed = table == schema::SEED.name;
+                let target = monitor::DataCollectorTarget {
+                    workspace_id: workspace_id.clone(),
+                    shared_key: shared_key.clone(),
+                    log_type: table.trim_end_matches("_CL").into(),
+                    time_generated_field: Some(if seed { "startDateTime" } else { "TimeGenerated" }.into()),
+                    base_url: base_url.clone(),
+                };
+                let date = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_millis(now));
+                monitor::data_collector_request(&target, &date, body)
+            }
+            SinkConfig::Forward { url } => monitor::forward_request(url, table, body),
+        }
+    }
+
+    /// The sink accepted a batch of `rows` rows whose body was `sent_bytes` long.
+    pub(super) fn on_shipped(&mut self, table: &str, rows: usize, sent_bytes: usize) {
+        *self.report.rows.entry(table.to_string()).or_default() += rows as u64;
+        self.report.ingestion_requests += 1;
+        self.report.ingestion_bytes += sent_bytes as u64;
+        if self.job_kind == JobKind::Backfill {
+            self.progress = Some(self.progress_now(None));
+        }
+    }
+
+    pub(super) fn ship_failed(&mut self, rows: usize, reason: String) {
+        self.report.rows_not_accepted += rows as u64;
+        self.report.ok = false;
+        self.report.error.get_or_insert_with(|| format!("rows not accepted: {reason}"));
+    }
+}
+
+/// One ship step per batch of `rows` the sink takes.
+fn ship_steps(table: &'static str, rows: &[String], sink: &SinkConfig) -> Vec<crate::Result<Step>> {
+    let kind = match sink {
+        SinkConfig::DataCollector { .. } => monitor::Sink::DataCollector,
+        _ => monitor::Sink::LogsIngestion,
+    };
+    let batches = match monitor::batch_rows(rows, kind) {
+        Ok(b) => b,
+        Err(e) => return vec![Err(e)],
+    };
+    let mut start = 0;
+    batches
+        .into_iter()
+        .map(|b| {
+            let end = start + b.rows as usize;
+            let step = Step::Ship { table, rows: rows[start..end].to_vec(), body: b.body };
+            start = end;
+            Ok(step)
+        })
+        .collect()
+}

@@ -1,0 +1,74 @@
+//! What is still to be sent. Each [`Step`] is one request, built only when it is its turn (so it
+//! carries a current token); here each step's request, answer and failure go to the file of its
+//! family.
+
+use super::Run;
+use super::fetch::CallStep;
+use super::subscriptions::SubscriptionStep;
+use crate::entra::Scope;
+use crate::http::OutgoingRequest;
+
+/// One request to make.
+#[derive(Debug, Clone)]
+pub(super) enum Step {
+    /// An Entra token (`token.rs`).
+    Token { scope: Scope, tenant: String },
+    /// A callRecord or one of its pages (`fetch.rs`).
+    Call(CallStep),
+    /// A page of List callRecords (`backfill.rs`).
+    ListPage { link: Option<String> },
+    /// A batch of rows for the sink (`ship.rs`).
+    Ship { table: &'static str, rows: Vec<String>, body: Vec<u8> },
+    /// A subscription request (`subscriptions.rs`).
+    Subscription(SubscriptionStep),
+}
+
+/// A step in the queue, with its attempts so far.
+#[derive(Debug, Clone)]
+pub(super) struct Pending {
+    pub(super) step: Step,
+    pub(super) attempt: u32,
+    pub(super) refreshed: bool,
+    pub(super) not_before: u64,
+}
+
+impl Pending {
+    pub(super) fn new(step: Step) -> Self {
+        Pending { step, attempt: 0, refreshed: false, not_before: 0 }
+    }
+}
+
+impl Run {
+    /// The request of `step`, at `now`.
+    pub(super) fn build(&self, step: &Step, now: u64) -> crate::Result<OutgoingRequest> {
+        match step {
+            Step::Token { scope, tenant } => self.token_request(*scope, tenant),
+            Step::Call(call) => self.call_request(call),
+            Step::ListPage { link } => self.list_page_request(link.as_deref()),
+            Step::Ship { table, body, .. } => self.ship_request(table, body, now),
+            Step::Subscription(s) => self.subscription_request(s, now),
+        }
+    }
+
+    /// A 2xx answer to `pending`, whose request body was `sent_bytes` long.
+    pub(super) fn on_success(&mut self, pending: Pending, sent_bytes: usize, body: &[u8], now: u64) {
+        match pending.step {
+            Step::Token { scope, tenant } => self.on_token(scope, tenant, body, now),
+            Step::Call(call) => self.on_call_page(call, body),
+            Step::ListPage { .. } => self.on_list_page(body),
+            Step::Ship { table, rows, .. } => self.on_shipped(table, rows.len(), sent_bytes),
+            Step::Subscription(s) => self.on_subscription(s, body, now),
+        }
+    }
+
+    /// `step` will not succeed (refused, or out of attempts): what that means for the job.
+    pub(super) fn step_failed(&mut self, step: Step, reason: String) {
+        match step {
+            Step::Token { scope, .. } => self.token_failed(scope, reason),
+            Step::Call(call) => self.call_step_failed(call, reason),
+            Step::ListPage { .. } => self.fatal(format!("List callRecords: {reason}")),
+            Step::Ship { table, rows, .. } => self.ship_failed(rows.len(), format!("{table}: {reason}")),
+            Step::Subscription(s) => self.subscription_failed(s, reason),
+        }
+    }
+}
