@@ -9,8 +9,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The core's package (its library is `callrecords` too).
-pub const CORE: (&str, &str) = ("plugin", "callrecords");
+/// The core: package and library `callrecords`.
+pub const CORE: (&str, &str) = ("callrecords", "callrecords");
 /// The component's target.
 pub const COMPONENT: &str = "wasm32-wasip2";
 
