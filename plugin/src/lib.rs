@@ -5,16 +5,24 @@
 //! current time is an argument), so the same code runs natively, in the WASI component, and in
 //! every host adapter.
 //!
-//! | module | job |
+//! Modules are grouped by the service whose rules they hold; a folder's `mod.rs` starts with a
+//! table of its files.
+//!
+//! | module | role |
 //! |---|---|
-//! | [`pipeline`] | the pipeline as a state machine: webhook → Graph → rows → ingestion → answer; backfill; subscriptions |
+//! | [`graph`] | Microsoft Graph: callRecord, participants_v2, page and List requests, merging pages; [`graph::subscriptions`]; the change-notification endpoint, [`graph::webhook`] |
+//! | [`entra`] | Microsoft Entra ID: the token request and its answer |
+//! | [`expand`] | a callRecord into typed rows (and the 2020 seed row) |
+//! | [`schema`] | the tables those rows fill, declared once |
+//! | [`monitor`] | Azure Monitor: batching, Logs Ingestion, Data Collector (SharedKey), forward; [`monitor::templates`], the ARM / DCR / Kusto content |
+//! | [`pipeline`] | the state machine every host drives: webhook → Graph → rows → ingestion → answer; backfill; subscription jobs; retries, tokens, rate limits |
 //! | [`config`] | the `CALLRECORDS_*` settings |
-//! | [`entra`] | Entra ID token requests and answers |
-//! | [`graph`] | callRecord, page and List requests; merging pages; [`graph::subscriptions`]; the change-notification endpoint ([`graph::webhook`]) |
-//! | [`expand`] | callRecord -> typed rows |
-//! | [`schema`] | the tables those rows fill |
-//! | [`monitor`] | batching and Logs Ingestion / Data Collector (SharedKey) / forward requests |
-//! | [`http`] | request/response shapes, base URLs and the bearer header, and the judge of every service answer |
+//! | [`http`] | request and response shapes, base URLs and the bearer header, the judge of every service answer |
+//! | [`values`] | Graph's values: timestamps, durations, lenient scalars |
+//! | [`error`] | the error type |
+//!
+//! The WASI component's glue (`component.rs`, `component/service.rs`) only translates between the
+//! WIT bindings and these modules.
 
 #![deny(missing_docs)]
 

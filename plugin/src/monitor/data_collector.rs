@@ -1,6 +1,7 @@
 //! The HTTP Data Collector API (retired, kept for workspaces set up with it): the `POST` to
 //! `/api/logs` and its SharedKey authorization, the HMAC-SHA256 signature of the string to sign
-//! `POST\n{length}\napplication/json\nx-ms-date:{date}\n/api/logs`.
+//! `POST\n{length}\napplication/json\nx-ms-date:{date}\n/api/logs`; and how that API names and types
+//! the columns it creates (the workspace columns of the seed-compatible table).
 
 use std::fmt;
 
@@ -11,6 +12,7 @@ use sha2::Sha256;
 
 use crate::error::{Error, Result};
 use crate::http::{OutgoingRequest, base_url};
+use crate::schema::{self, Column, ColumnType};
 
 /// Data Collector API version.
 pub const DATA_COLLECTOR_API_VERSION: &str = "2016-04-01";
@@ -132,4 +134,54 @@ fn is_guid(s: &str) -> bool {
             8 | 13 | 18 | 23 => *c == b'-',
             _ => c.is_ascii_hexdigit(),
         })
+}
+
+/// The column the HTTP Data Collector API makes of a field: the field name with a type suffix
+/// (`_s` text, `_d` number, `_b` boolean, `_t` date/time); a name that collides with a reserved
+/// column (`type`) takes the reserved spelling (`Type_s`).
+pub fn classic_column_name(c: &Column) -> String {
+    let suffix = match c.kind {
+        ColumnType::String | ColumnType::Dynamic => "_s",
+        ColumnType::Long | ColumnType::Real => "_d",
+        ColumnType::Boolean => "_b",
+        ColumnType::Datetime => "_t",
+    };
+    let base = schema::RESERVED_COLUMNS.iter().find(|r| r.eq_ignore_ascii_case(c.name)).copied().unwrap_or(c.name);
+    format!("{base}{suffix}")
+}
+
+/// The type of the column the Data Collector API makes of a field: text for text and JSON values,
+/// a double for every number.
+pub(super) fn classic_kind(c: &Column) -> ColumnType {
+    match c.kind {
+        ColumnType::String | ColumnType::Dynamic => ColumnType::String,
+        ColumnType::Long | ColumnType::Real => ColumnType::Real,
+        k => k,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Data Collector API's documented suffixes: `_s` string, `_b` boolean, `_d` double,
+    /// `_t` date/time; JSON values arrive as strings, every number as a double.
+    #[test]
+    fn classic_columns_take_the_data_collector_suffixes() {
+        let col = |name, kind| Column { name, kind, description: "" };
+        let cases = [
+            (col("joinWebUrl", ColumnType::String), "joinWebUrl_s", ColumnType::String),
+            (col("sessions", ColumnType::Dynamic), "sessions_s", ColumnType::String),
+            (col("version", ColumnType::Long), "version_d", ColumnType::Real),
+            (col("jitter", ColumnType::Real), "jitter_d", ColumnType::Real),
+            (col("isTest", ColumnType::Boolean), "isTest_b", ColumnType::Boolean),
+            (col("startDateTime", ColumnType::Datetime), "startDateTime_t", ColumnType::Datetime),
+            // Reserved names keep the reserved spelling.
+            (col("type", ColumnType::String), "Type_s", ColumnType::String),
+            (col("tenantid", ColumnType::String), "TenantId_s", ColumnType::String),
+        ];
+        for (c, name, kind) in cases {
+            assert_eq!((classic_column_name(&c), classic_kind(&c)), (name.to_string(), kind), "{}", c.name);
+        }
+    }
 }

@@ -6,18 +6,20 @@
 //! |---|---|
 //! | `monitor/batch.rs` | rows into bodies of at most 1 MB (Logs Ingestion) or 30 MB (Data Collector); long fields cut |
 //! | `monitor/logs_ingestion.rs` | the Logs Ingestion request: DCE, DCR immutable id, `Custom-` stream, gzip |
-//! | `monitor/data_collector.rs` | the Data Collector request; the SharedKey string-to-sign and its signature |
+//! | `monitor/data_collector.rs` | the Data Collector request; the SharedKey string-to-sign and its signature; its column suffixes |
 //! | `monitor/forward.rs` | forward mode: `POST {url}/{table}` to a log shipper |
+//! | [`templates`] | the tables and DCR ARM templates and the Kusto schema, generated from the schema |
 
 mod batch;
 mod data_collector;
 mod forward;
 mod logs_ingestion;
+pub mod templates;
 
 pub use batch::{Batch, TRUNCATION_MARKER, batch_rows};
 pub use data_collector::{
     DATA_COLLECTOR_API_VERSION, DATA_COLLECTOR_MAX_BYTES, DATA_COLLECTOR_MAX_FIELD_BYTES, DataCollectorTarget,
-    MAX_LOG_TYPE_CHARS, data_collector_request, shared_key_authorization,
+    MAX_LOG_TYPE_CHARS, classic_column_name, data_collector_request, shared_key_authorization,
 };
 pub use forward::forward_request;
 pub use logs_ingestion::{

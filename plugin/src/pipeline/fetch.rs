@@ -71,17 +71,12 @@ impl Run {
     /// A page of a call: keep it, then ask for the next page, participants_v2, or finish the call.
     pub(super) fn on_call_page(&mut self, call: CallStep, body: &[u8]) {
         let text = || String::from_utf8_lossy(body).into_owned();
-        let next = |call| Pending::new(Step::Call(call));
         match call {
             CallStep::Record { id, tenant } => {
                 let record = text();
                 let link = graph::next_link(&record);
                 self.fetches.insert(id.clone(), Fetch { record, ..Default::default() });
-                match link {
-                    Ok(Some(link)) => self.queue.push_front(next(CallStep::SessionPage { id, tenant, link })),
-                    Ok(None) => self.queue.push_front(next(CallStep::Participants { id, tenant, link: None })),
-                    Err(e) => self.call_failed(&id, format!("callRecord: {e}")),
-                }
+                self.after_sessions(id, tenant, link, "callRecord");
             }
             CallStep::SessionPage { id, tenant, .. } => {
                 let page = text();
@@ -89,11 +84,7 @@ impl Run {
                 if let Some(f) = self.fetches.get_mut(&id) {
                     f.sessions.push(page);
                 }
-                match link {
-                    Ok(Some(link)) => self.queue.push_front(next(CallStep::SessionPage { id, tenant, link })),
-                    Ok(None) => self.queue.push_front(next(CallStep::Participants { id, tenant, link: None })),
-                    Err(e) => self.call_failed(&id, format!("session page: {e}")),
-                }
+                self.after_sessions(id, tenant, link, "session page");
             }
             CallStep::Participants { id, tenant, .. } => {
                 let page = text();
@@ -103,9 +94,11 @@ impl Run {
                             f.participants.push(page);
                         }
                         match link {
-                            Some(l) => {
-                                self.queue.push_front(next(CallStep::Participants { id, tenant, link: Some(l) }))
-                            }
+                            Some(l) => self.queue.push_front(Pending::new(Step::Call(CallStep::Participants {
+                                id,
+                                tenant,
+                                link: Some(l),
+                            }))),
                             None => self.finish_call(&id),
                         }
                     }
@@ -113,6 +106,17 @@ impl Run {
                 }
             }
         }
+    }
+
+    /// After the record or a page of its sessions (`what`), whose next-page link is `link`: the
+    /// next page of sessions, else the first page of participants_v2.
+    fn after_sessions(&mut self, id: String, tenant: String, link: crate::Result<Option<String>>, what: &str) {
+        let step = match link {
+            Ok(Some(link)) => CallStep::SessionPage { id, tenant, link },
+            Ok(None) => CallStep::Participants { id, tenant, link: None },
+            Err(e) => return self.call_failed(&id, format!("{what}: {e}")),
+        };
+        self.queue.push_front(Pending::new(Step::Call(step)));
     }
 
     pub(super) fn call_step_failed(&mut self, call: CallStep, reason: String) {

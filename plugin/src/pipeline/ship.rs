@@ -44,7 +44,7 @@ impl Run {
                 let target = monitor::LogsIngestionTarget {
                     endpoint: endpoint.clone(),
                     dcr_immutable_id: dcr_immutable_id.clone(),
-                    stream: format!("{}{table}", schema::STREAM_PREFIX),
+                    stream: schema::stream_name(table),
                 };
                 let token = self.cached_token(Scope::Monitor, &self.config.credentials.tenant_id);
                 monitor::logs_ingestion_request(&target, token, body, *gzip)

@@ -52,8 +52,21 @@ pub struct Table {
     pub columns: &'static [Column],
 }
 
+/// The prefix of custom streams as a literal, for `concat!` in `table!`.
+macro_rules! stream_prefix {
+    () => {
+        "Custom-"
+    };
+}
+
 /// Prefix of custom streams in a data collection rule.
-pub const STREAM_PREFIX: &str = "Custom-";
+pub const STREAM_PREFIX: &str = stream_prefix!();
+
+/// The stream of a custom table, `Custom-{table}`: where Logs Ingestion rows for it are sent, and
+/// the output stream of its data flow in the DCR.
+pub fn stream_name(table: &str) -> String {
+    format!("{STREAM_PREFIX}{table}")
+}
 /// Longest column name Azure Monitor accepts.
 pub const MAX_COLUMN_NAME: usize = 45;
 /// Column names Azure Monitor reserves for itself.
@@ -116,7 +129,7 @@ macro_rules! table {
         #[doc = concat!("The `", $name, "` table.")]
         pub const $TABLE: Table = Table {
             name: $name,
-            stream: concat!("Custom-", $name),
+            stream: concat!(stream_prefix!(), $name),
             description: $desc,
             columns: &[ $( Column { name: $col, kind: col_kind!($kind), description: $cdesc }, )* ],
         };
@@ -145,6 +158,7 @@ mod tests {
     fn every_column_obeys_azure_rules() {
         for t in TABLES {
             assert!(t.stream.starts_with(STREAM_PREFIX));
+            assert_eq!(t.stream, stream_name(t.name));
             for c in t.columns {
                 assert!(column_name_ok(c.name) || t.name == SEED.name, "{}.{}", t.name, c.name);
             }
