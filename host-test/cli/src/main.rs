@@ -5,10 +5,11 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use callrecords::monitor::templates::{self, Generated};
 use callrecords_conformance::fluentbit::{self, FilterModule};
 use callrecords_host::bindings::webhook;
 use callrecords_host::{Limits, Runtime, jobs, rawhttp, transport};
-use callrecords_test_kit::{demo, sample_data as sentinel_content, standin};
+use callrecords_test_kit::{demo, sample_data, standin};
 use clap::{Parser, Subcommand};
 
 mod replay;
@@ -332,10 +333,10 @@ fn run(command: Command) -> Result<ExitCode, String> {
             out(&rt.tables_json().map_err(|e| e.to_string())?)?;
         }
         Command::SentinelTemplates { out: dir, check } => {
-            return sentinel_files(&sentinel_content::templates(), &dir, check, &mut out);
+            return sentinel_files(&templates::templates(), &dir, check, &mut out);
         }
         Command::SentinelSampleData { out: dir, check } => {
-            return sentinel_files(&sentinel_content::sample_data()?, &dir, check, &mut out);
+            return sentinel_files(&sample_data::sample_data()?, &dir, check, &mut out);
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -387,14 +388,14 @@ fn command_job(c: &Command) -> Option<callrecords_host::bindings::driver::Job> {
 }
 
 fn sentinel_files(
-    files: &[sentinel_content::Generated],
+    files: &[Generated],
     given: &Path,
     check: bool,
     out: &mut dyn FnMut(&str) -> Result<(), String>,
 ) -> Result<ExitCode, String> {
     let fallback = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(given);
     let dir = if given.is_relative() && !given.is_dir() && fallback.is_dir() { fallback } else { given.to_path_buf() };
-    let stale = sentinel_content::write_or_check(files, &dir, check)?;
+    let stale = write_or_check(files, &dir, check)?;
     if !check {
         out(&format!("wrote {} files under {}", files.len(), dir.display()))?;
         return Ok(ExitCode::SUCCESS);
@@ -408,6 +409,27 @@ fn sentinel_files(
     } else {
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// Write `files` under `out`, or with `check` compare them and return the stale ones (missing or
+/// different), by path.
+fn write_or_check(files: &[Generated], out: &Path, check: bool) -> Result<Vec<PathBuf>, String> {
+    let mut stale = vec![];
+    for f in files {
+        let path = out.join(&f.path);
+        if check {
+            match std::fs::read_to_string(&path) {
+                Ok(current) if current == f.contents => {}
+                _ => stale.push(path),
+            }
+        } else {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            }
+            std::fs::write(&path, &f.contents).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
+    Ok(stale)
 }
 
 /// `examples/graph` relative to the working directory, else the one next to this crate's source.
