@@ -31,12 +31,17 @@ pub struct Faults {
     pub graph_delay_ms: u64,
 }
 
-/// xorshift64: a reproducible fault plan without a dependency.
+/// True with probability `p`, from the plan's seeded sequence.
 pub(super) fn chance(state: &mut u64, p: f64) -> bool {
+    unit(state) <= p
+}
+
+/// The next number of the plan, uniform in 0.0..1.0 (xorshift64: reproducible, no dependency).
+pub(super) fn unit(state: &mut u64) -> f64 {
     let mut x = *state;
     x ^= x << 13;
     x ^= x >> 7;
     x ^= x << 17;
     *state = x;
-    (x >> 11) as f64 / (1u64 << 53) as f64 <= p
+    (x >> 11) as f64 / (1u64 << 53) as f64
 }

@@ -16,6 +16,18 @@ impl StandIns {
         if let Err(a) = self.bearer_ok(st, req, "graph") {
             return a;
         }
+        if self.latency.graph_per_tenant_20s > 0 {
+            // Graph counts per app per tenant; the token names its tenant (`standin.graph.<tenant>.<n>`).
+            let auth = header(&req.headers, "authorization").unwrap_or_default();
+            let tenant = auth.split('.').nth(2).unwrap_or_default().to_string();
+            let now = self.now_ms();
+            if let Err(retry_after) =
+                st.throttle.entry(tenant).or_default().admit(now, self.latency.graph_per_tenant_20s)
+            {
+                st.counters.throttled += 1;
+                return too_many(retry_after);
+            }
+        }
         if let Some(n) = self.faults.graph_429_every
             && n > 0
             && st.graph_requests.is_multiple_of(n)

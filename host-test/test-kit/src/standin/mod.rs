@@ -15,17 +15,21 @@
 //! | `graph.rs` | Microsoft Graph: callRecords and their pages, List, subscriptions |
 //! | `ingestion.rs` | Logs Ingestion, the Data Collector API, the forward input |
 //! | `faults.rs` | the seeded fault plan |
+//! | `latency.rs` | cloud round-trip times and Graph's per-tenant throttle |
 //! | `http.rs` | all of them over HTTP on a local address |
 
 mod faults;
 mod graph;
 mod http;
 mod ingestion;
+mod latency;
 mod login;
 
 pub use faults::Faults;
-use faults::chance;
+use faults::{chance, unit};
 pub use http::start_http;
+use latency::Window;
+pub use latency::{Latency, THROTTLE_WINDOW};
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
@@ -66,6 +70,11 @@ pub struct Counters {
     pub faults: u32,
     /// Requests refused because they were wrong (bad token, bad signature, unknown column...).
     pub refused: u32,
+    /// Graph requests answered 429 because the app went over Graph's per-tenant throttle
+    /// ([`Latency::graph_per_tenant_20s`]; injected faults are not counted here).
+    pub throttled: u32,
+    /// Most requests that were being answered at once.
+    pub max_concurrent: u32,
 }
 
 struct Call {
@@ -85,6 +94,8 @@ struct State {
     accepted: BTreeMap<String, Vec<Value>>,
     subscriptions: BTreeMap<String, Value>,
     last_refusal: Option<String>,
+    throttle: HashMap<String, Window>,
+    concurrent: u32,
 }
 
 /// The stand-ins. Cheap to share (`Arc`).
@@ -92,6 +103,8 @@ pub struct StandIns {
     base: String,
     calls: HashMap<String, Call>,
     faults: Faults,
+    latency: Latency,
+    started: std::time::Instant,
     workspace: Option<PathBuf>,
     state: Mutex<State>,
 }
@@ -120,6 +133,8 @@ impl StandIns {
             base: base.trim_end_matches('/').to_string(),
             calls: HashMap::new(),
             faults: faults.clone(),
+            latency: Latency::NONE,
+            started: std::time::Instant::now(),
             workspace,
             state: Mutex::new(State {
                 rng: faults.seed.max(1),
@@ -131,6 +146,8 @@ impl StandIns {
                 accepted: BTreeMap::new(),
                 subscriptions: BTreeMap::new(),
                 last_refusal: None,
+                throttle: HashMap::new(),
+                concurrent: 0,
             }),
         };
         for (stem, v) in &files {
@@ -210,8 +227,49 @@ impl StandIns {
         self.state.lock().map(|s| s.subscriptions.values().cloned().collect()).unwrap_or_default()
     }
 
-    /// Answer one request.
+    /// The same stand-ins answering after cloud round-trip times (see [`Latency`]).
+    pub fn with_latency(mut self, latency: Latency) -> Self {
+        self.latency = latency;
+        self
+    }
+
+    /// Milliseconds since these stand-ins started (their throttle's clock).
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Answer one request, after its endpoint's latency.
     pub fn answer(&self, req: &Request) -> Answer {
+        let route = req.path.split('?').next().unwrap_or_default();
+        let base_ms = match route {
+            r if r.starts_with("/login/") => self.latency.token_ms,
+            r if r.starts_with("/graph/v1.0/communications/callRecords/") => {
+                let rest = &r["/graph/v1.0/communications/callRecords/".len()..];
+                match rest.split('/').nth(1) {
+                    None => self.latency.record_ms,
+                    Some("participants_v2") => self.latency.participants_ms,
+                    Some(_) => self.latency.page_ms,
+                }
+            }
+            r if r.starts_with("/graph/") => self.latency.list_ms,
+            _ => self.latency.ingestion_ms,
+        };
+        let unit = {
+            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            st.concurrent += 1;
+            st.counters.max_concurrent = st.counters.max_concurrent.max(st.concurrent);
+            if base_ms > 0 && self.latency.jitter > 0.0 { unit(&mut st.rng) } else { 0.5 }
+        };
+        if base_ms > 0 {
+            std::thread::sleep(self.latency.jittered(base_ms, unit));
+        }
+        let answer = self.answer_now(req);
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.concurrent -= 1;
+        answer
+    }
+
+    fn answer_now(&self, req: &Request) -> Answer {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let path = req.path.clone();
         let route = path.split('?').next().unwrap_or_default().to_string();
