@@ -372,10 +372,10 @@ impl wit::driver::GuestRun for Run {
     fn next(&self, now_ms: u64) -> wit::driver::Action {
         use wit::driver as d;
         match self.0.borrow_mut().next(now_ms) {
-            pipeline::Action::Send { request, timeout_ms } => {
-                d::Action::Send(d::SendRequest { request: request.into(), timeout_ms })
+            pipeline::Action::Send { id, request, timeout_ms } => {
+                d::Action::Send(d::SendRequest { id, request: request.into(), timeout_ms })
             }
-            pipeline::Action::Sleep(ms) => d::Action::Sleep(ms),
+            pipeline::Action::Wait(ms) => d::Action::Wait(ms),
             pipeline::Action::Progress(p) => d::Action::Progress(d::Progress {
                 windows_done: p.windows_done,
                 windows_total: p.windows_total,
@@ -390,12 +390,19 @@ impl wit::driver::GuestRun for Run {
         }
     }
 
-    fn respond(&self, status: u16, headers: Vec<(String, String)>, body: Vec<u8>, now_ms: u64) {
-        self.0.borrow_mut().respond(status, &headers, &body, now_ms);
+    fn respond(
+        &self,
+        id: u64,
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+        now_ms: u64,
+    ) -> Result<(), wit::types::Error> {
+        Ok(self.0.borrow_mut().respond(id, status, &headers, &body, now_ms)?)
     }
 
-    fn transport_error(&self, reason: String, now_ms: u64) {
-        self.0.borrow_mut().transport_error(&reason, now_ms);
+    fn transport_error(&self, id: u64, reason: String, now_ms: u64) -> Result<(), wit::types::Error> {
+        Ok(self.0.borrow_mut().transport_error(id, &reason, now_ms)?)
     }
 }
 

@@ -19,6 +19,9 @@ pub const DEFAULT_LOGIN_URL: &str = "https://login.microsoftonline.com";
 pub const DEFAULT_DEADLINE_MS: u32 = 2500;
 /// First retry delay when a service gives no `Retry-After`; doubles per attempt.
 pub const DEFAULT_RETRY_BASE_MS: u32 = 200;
+/// Default of `CALLRECORDS_MAX_IN_FLIGHT`: enough requests at once for Graph's 1,500 requests per
+/// 20 s per tenant at cloud round-trip times (75 requests/s × ~0.6 s).
+pub const DEFAULT_MAX_IN_FLIGHT: u32 = 64;
 /// How far back a resync (after `missed` or a recreated subscription) lists calls.
 pub const DEFAULT_RESYNC_HOURS: u32 = 24;
 /// Subscription change types: `updated` fires on every new callRecord version.
@@ -50,6 +53,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "Work budget per webhook request in ms; past it the answer is 503 so Graph redelivers (default 2500)",
     ),
     (RETRY_BASE_MS, "First retry delay without Retry-After, doubling per attempt (default 200)"),
+    (MAX_IN_FLIGHT, "Requests one job keeps in flight at once, Graph and ingestion together (default 64, 1-1000)"),
     (RESYNC_HOURS, "Window a resync covers after `missed` or a recreated subscription (default 24)"),
     (MAX_BODY_BYTES, "Largest notification body accepted (default 1048576)"),
 ];
@@ -75,6 +79,7 @@ const LIFECYCLE_URL: &str = "CALLRECORDS_LIFECYCLE_URL";
 const CHANGE_TYPES: &str = "CALLRECORDS_CHANGE_TYPES";
 const DEADLINE_MS: &str = "CALLRECORDS_DEADLINE_MS";
 const RETRY_BASE_MS: &str = "CALLRECORDS_RETRY_BASE_MS";
+const MAX_IN_FLIGHT: &str = "CALLRECORDS_MAX_IN_FLIGHT";
 const RESYNC_HOURS: &str = "CALLRECORDS_RESYNC_HOURS";
 const MAX_BODY_BYTES: &str = "CALLRECORDS_MAX_BODY_BYTES";
 
@@ -140,6 +145,8 @@ pub struct Config {
     pub deadline_ms: u32,
     /// First retry delay.
     pub retry_base_ms: u32,
+    /// Requests in flight at once.
+    pub max_in_flight: u32,
     /// Resync window length.
     pub resync_hours: u32,
 }
@@ -209,6 +216,10 @@ impl Config {
         };
         let notification_url = get(NOTIFICATION_URL).map(|v| http::base_url(NOTIFICATION_URL, v)).transpose()?;
         let lifecycle_url = get(LIFECYCLE_URL).map(|v| http::base_url(LIFECYCLE_URL, v)).transpose()?;
+        let max_in_flight = number(MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT)?;
+        if !(1..=1000).contains(&max_in_flight) {
+            return Err(Error::arg(format!("{MAX_IN_FLIGHT} must be between 1 and 1000")));
+        }
         let deadline_ms = number(DEADLINE_MS, DEFAULT_DEADLINE_MS)?;
         if !(100..=60_000).contains(&deadline_ms) {
             return Err(Error::arg(format!("{DEADLINE_MS} must be between 100 and 60000")));
@@ -228,6 +239,7 @@ impl Config {
             change_types: get(CHANGE_TYPES).unwrap_or(DEFAULT_CHANGE_TYPES).to_string(),
             deadline_ms,
             retry_base_ms: number(RETRY_BASE_MS, DEFAULT_RETRY_BASE_MS)?,
+            max_in_flight,
             resync_hours: number(RESYNC_HOURS, DEFAULT_RESYNC_HOURS)?.clamp(1, 24 * 30),
         })
     }
@@ -275,6 +287,7 @@ impl Config {
             (CHANGE_TYPES, self.change_types.clone()),
             (DEADLINE_MS, self.deadline_ms.to_string()),
             (RETRY_BASE_MS, self.retry_base_ms.to_string()),
+            (MAX_IN_FLIGHT, self.max_in_flight.to_string()),
             (RESYNC_HOURS, self.resync_hours.to_string()),
             (MAX_BODY_BYTES, self.webhook.max_body_bytes.to_string()),
         ]);

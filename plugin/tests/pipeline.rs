@@ -85,7 +85,7 @@ fn backfill_keeps_to_40_requests_per_20_seconds_per_resource() {
     let mut progress = vec![];
     loop {
         match run.next(now) {
-            Action::Send { request, .. } => {
+            Action::Send { id, request, .. } => {
                 let (status, body) = if request.url.contains("/oauth2/v2.0/token") {
                     (200, r#"{"access_token":"t","expires_in":3599}"#.to_string())
                 } else if request.url.contains("/communications/callRecords?") {
@@ -104,9 +104,9 @@ fn backfill_keeps_to_40_requests_per_20_seconds_per_resource() {
                     (404, r#"{"error":{"code":"NotFound","message":"gone"}}"#.to_string())
                 };
                 now += 5;
-                run.respond(status, &[], body.as_bytes(), now);
+                run.respond(id, status, &[], body.as_bytes(), now).unwrap();
             }
-            Action::Sleep(ms) => now += u64::from(ms),
+            Action::Wait(ms) => now += u64::from(ms),
             Action::Progress(p) => progress.push(p),
             Action::Done(report) => {
                 assert_eq!(report.failed.len(), 100, "every listed call was tried");
@@ -144,11 +144,11 @@ fn a_host_that_never_answers_gets_a_503_not_a_hang() {
         steps += 1;
         assert!(steps < 1000, "the pipeline never finished");
         match run.next(now) {
-            Action::Send { timeout_ms, .. } => {
+            Action::Send { id, timeout_ms, .. } => {
                 now += u64::from(timeout_ms).min(200);
-                run.transport_error("timed out", now);
+                run.transport_error(id, "timed out", now).unwrap();
             }
-            Action::Sleep(ms) => now += u64::from(ms),
+            Action::Wait(ms) => now += u64::from(ms),
             Action::Progress(_) => {}
             Action::Done(r) => break r,
         }

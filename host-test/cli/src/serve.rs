@@ -110,7 +110,7 @@ pub fn console_line(method: &str, path: &str, served: &Served) -> String {
 }
 
 fn background_backfill(rt: &Runtime, env: &[(String, String)], since: String, until: String) {
-    let transport: Box<dyn Transport> = match Network::new() {
+    let transport: Box<dyn Transport + Sync> = match Network::new() {
         Ok(n) => Box::new(n),
         Err(e) => {
             println!("resync: cannot start: {e}");

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::bindings::driver::{Action, Job, Progress, Report};
 use crate::calls::Error;
 use crate::runtime::{Instance, Runtime};
-use crate::transport::Transport;
+use crate::transport::{Reply, Transport};
 
 /// Unix time in milliseconds.
 pub fn now_ms() -> u64 {
@@ -30,48 +30,83 @@ impl Runtime {
         r?.map_err(Error::Plugin)
     }
 
-    /// Run a driver job to its end in one instance: send what it asks, wait what it says, report
-    /// progress. `sleep` is how the harness waits (tests may shorten it).
+    /// Run a driver job to its end in one instance, with every request the driver hands out in
+    /// flight at once: each `send` goes to a thread of its own, answers are delivered by id in the
+    /// order they arrive, and `wait` blocks until the next answer or its timeout.
     pub fn run_job(
         &self,
         env: &Vec<(String, String)>,
         job: &Job,
-        transport: &dyn Transport,
+        transport: &(dyn Transport + Sync),
         progress: &mut dyn FnMut(&Progress),
     ) -> Result<JobReport, Error> {
         let mut i = self.instance()?;
         let timeout = self.limits().call_timeout;
-        let driver = i.plugin.teams_sentinel_callrecords_driver().run();
-        let run = match driver.call_start(&mut i.store, env, job, now_ms()) {
+        let run = match i.plugin.teams_sentinel_callrecords_driver().run().call_start(&mut i.store, env, job, now_ms())
+        {
             Ok(Ok(run)) => run,
             Ok(Err(e)) => return Err(Error::Plugin(e)),
             Err(e) => return Err(Error::Call(i.fail(e))),
         };
-        loop {
-            Instance::refresh_deadline(&mut i.store, timeout);
-            let action = driver.call_next(&mut i.store, run, now_ms()).map_err(|e| Error::Call(i.fail(e)))?;
-            Instance::refresh_deadline(&mut i.store, timeout);
-            match action {
-                Action::Send(s) => {
-                    let timeout = Duration::from_millis(u64::from(s.timeout_ms));
-                    match transport.send(&s.request, timeout) {
-                        Ok((status, headers, body)) => {
-                            driver.call_respond(&mut i.store, run, status, &headers, &body, now_ms())
-                        }
-                        Err(reason) => driver.call_transport_error(&mut i.store, run, &reason, now_ms()),
+        let (tx, rx) = std::sync::mpsc::channel::<Answer>();
+        std::thread::scope(|scope| {
+            let driver = i.plugin.teams_sentinel_callrecords_driver().run();
+            let mut in_flight = 0usize;
+            loop {
+                Instance::refresh_deadline(&mut i.store, timeout);
+                let action = driver.call_next(&mut i.store, run, now_ms()).map_err(|e| Error::Call(i.fail(e)))?;
+                Instance::refresh_deadline(&mut i.store, timeout);
+                match action {
+                    Action::Send(s) => {
+                        let (tx, limit) = (tx.clone(), Duration::from_millis(u64::from(s.timeout_ms)));
+                        in_flight += 1;
+                        scope.spawn(move || {
+                            let _ = tx.send((s.id, transport.send(&s.request, limit)));
+                        });
                     }
-                    .map_err(|e| Error::Call(i.fail(e)))?;
-                }
-                Action::Sleep(ms) => std::thread::sleep(Duration::from_millis(u64::from(ms))),
-                Action::Progress(p) => progress(&p),
-                Action::Done(report) => {
-                    let _ = run.resource_drop(&mut i.store);
-                    let detail = serde_json::from_str(&report.json).unwrap_or(serde_json::Value::Null);
-                    return Ok(JobReport { report, detail });
+                    Action::Wait(ms) => {
+                        let wait = Duration::from_millis(u64::from(ms));
+                        if in_flight == 0 {
+                            std::thread::sleep(wait);
+                            continue;
+                        }
+                        // The first answer to come, then every other one that has arrived meanwhile.
+                        let mut next = rx.recv_timeout(wait).ok();
+                        while let Some(answer) = next {
+                            in_flight -= 1;
+                            deliver(&mut i.store, &driver, run, answer).map_err(|e| Error::Call(i.fail(e)))?;
+                            next = rx.try_recv().ok();
+                        }
+                    }
+                    Action::Progress(p) => progress(&p),
+                    Action::Done(report) => {
+                        let _ = run.resource_drop(&mut i.store);
+                        let detail = serde_json::from_str(&report.json).unwrap_or(serde_json::Value::Null);
+                        // Threads still sending end by their timeouts; their answers are dropped.
+                        return Ok(JobReport { report, detail });
+                    }
                 }
             }
-        }
+        })
     }
+}
+
+/// An answer from a sending thread: the driver's request id and what came back.
+type Answer = (u64, Result<Reply, String>);
+
+/// Give `answer` to the run. A refused id is the driver's own business (it abandoned that
+/// request); only a trap is an error.
+fn deliver(
+    store: &mut wasmtime::Store<crate::runtime::HostState>,
+    driver: &crate::bindings::driver::GuestRun,
+    run: wasmtime::component::ResourceAny,
+    (id, answer): Answer,
+) -> wasmtime::Result<()> {
+    let r = match answer {
+        Ok((status, headers, body)) => driver.call_respond(&mut *store, run, id, status, &headers, &body, now_ms()),
+        Err(reason) => driver.call_transport_error(&mut *store, run, id, &reason, now_ms()),
+    };
+    r.map(|_| ())
 }
 
 /// What `callrecords backfill` keeps between runs.
@@ -127,7 +162,7 @@ pub fn backfill(
     rt: &Runtime,
     env: &Vec<(String, String)>,
     req: &BackfillRequest<'_>,
-    transport: &dyn Transport,
+    transport: &(dyn Transport + Sync),
 ) -> Result<BackfillSummary, String> {
     let BackfillRequest { since, until, window_hours, checkpoint, bar } = *req;
     let saved: Option<Checkpoint> = std::fs::read(checkpoint)

@@ -116,7 +116,11 @@ pub struct Network {
 impl Network {
     /// A client with its own small runtime.
     pub fn new() -> Result<Self, String> {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
         Ok(Network { rt })
     }
 }

@@ -30,8 +30,8 @@ struct Shared {
     settings: Option<Result<Settings, String>>,
     /// Runs in progress, by stream context.
     runs: HashMap<u32, Run>,
-    /// Outstanding http calls: token → stream context.
-    calls: HashMap<u32, u32>,
+    /// Outstanding http calls: Envoy's token → (stream context, the driver's request id).
+    calls: HashMap<u32, (u32, u64)>,
     /// Waiting streams: (due, Unix ms; stream context).
     sleepers: BTreeSet<(u64, u32)>,
     /// The tick is on.
@@ -106,7 +106,7 @@ impl Context for Stream {
         // The stream is gone (answered, or the client left): forget its run.
         let mut s = self.shared.borrow_mut();
         s.runs.remove(&self.id);
-        s.calls.retain(|_, ctx| *ctx != self.id);
+        s.calls.retain(|_, (ctx, _)| *ctx != self.id);
         s.sleepers.retain(|(_, ctx)| *ctx != self.id);
         true
     }
@@ -173,7 +173,7 @@ impl Stream {
 
 /// An http call came back: hand its answer to the run that made it, then step that run.
 fn answer(shared: &SharedRef, token: u32, body_size: usize) {
-    let Some(ctx) = shared.borrow_mut().calls.remove(&token) else { return };
+    let Some((ctx, id)) = shared.borrow_mut().calls.remove(&token) else { return };
     let headers = hostcalls::get_map_bytes(MapType::HttpCallResponseHeaders).unwrap_or_default();
     let status =
         headers.iter().find(|(k, _)| k == ":status").and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse().ok());
@@ -191,10 +191,13 @@ fn answer(shared: &SharedRef, token: u32, body_size: usize) {
                     .filter(|(k, _)| !k.starts_with(':'))
                     .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
                     .collect();
-                run.respond(status, &headers, &body, now_ms());
+                // A refused id was abandoned by the driver (its deadline passed): nothing to do.
+                let _ = run.respond(id, status, &headers, &body, now_ms());
             }
             // Envoy answers a failed call (reset, timeout, no healthy upstream) without headers.
-            None => run.transport_error("the http call failed (no response from the cluster)", now_ms()),
+            None => {
+                let _ = run.transport_error(id, "the http call failed (no response from the cluster)", now_ms());
+            }
         }
     }
     drive(shared, ctx);
@@ -208,7 +211,7 @@ fn drive(shared: &SharedRef, ctx: u32) {
         let Some(run) = s.runs.get_mut(&ctx) else { return };
         let now = now_ms();
         match run.next(now) {
-            Step::Send { request, timeout_ms } => {
+            Step::Send { id, request, timeout_ms } => {
                 // Calls made on behalf of a stream from the root's tick belong to that stream.
                 let _ = hostcalls::set_effective_context(ctx);
                 let sent = settings.call(&request).and_then(|call| {
@@ -219,15 +222,20 @@ fn drive(shared: &SharedRef, ctx: u32) {
                     hostcalls::dispatch_http_call(&call.cluster, headers, body, vec![], timeout)
                         .map_err(|e| format!("dispatch_http_call to cluster {} refused: {e:?}", call.cluster))
                 });
+                // Keep asking: the driver may hand out more requests to have in flight together.
                 match sent {
                     Ok(token) => {
-                        s.calls.insert(token, ctx);
-                        return;
+                        s.calls.insert(token, (ctx, id));
                     }
-                    Err(reason) => run.transport_error(&reason, now_ms()),
+                    Err(reason) => {
+                        let _ = run.transport_error(id, &reason, now_ms());
+                    }
                 }
             }
-            Step::Sleep(ms) => {
+            // An answer wakes the run too (`answer`); the tick covers the time limit.
+            Step::Wait(ms) => {
+                // One wake-up per stream: the latest wait replaces an earlier one.
+                s.sleepers.retain(|(_, c)| *c != ctx);
                 s.sleepers.insert((now + u64::from(ms), ctx));
                 if !s.ticking {
                     s.ticking = true;

@@ -5,9 +5,10 @@
 use wasip2::clocks::{monotonic_clock, wall_clock};
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{
-    Fields, IncomingBody, IncomingRequest, Method, OutgoingBody, OutgoingRequest, OutgoingResponse, RequestOptions,
-    ResponseOutparam, Scheme,
+    Fields, FutureIncomingResponse, IncomingBody, IncomingRequest, Method, OutgoingBody, OutgoingRequest,
+    OutgoingResponse, RequestOptions, ResponseOutparam, Scheme,
 };
+use wasip2::io::poll;
 use wasip2::io::streams::{InputStream, StreamError};
 
 use super::Component;
@@ -48,13 +49,25 @@ fn serve(config: Config, request: http::IncomingRequest) -> (Response, String) {
         Ok(r) => r,
         Err(e) => return (Response::text(500, e.to_string()), e.to_string()),
     };
+    // Requests in flight: (the driver's id, the response future).
+    let mut flying: Vec<(u64, FutureIncomingResponse)> = vec![];
     loop {
         match run.next(now_ms()) {
-            Action::Send { request, timeout_ms } => match send(&request, timeout_ms) {
-                Ok((status, headers, body)) => run.respond(status, &headers, &body, now_ms()),
-                Err(reason) => run.transport_error(&reason, now_ms()),
+            Action::Send { id, request, timeout_ms } => match start(&request, timeout_ms) {
+                Ok(future) => flying.push((id, future)),
+                Err(reason) => {
+                    let _ = run.transport_error(id, &reason, now_ms());
+                }
             },
-            Action::Sleep(ms) => monotonic_clock::subscribe_duration(u64::from(ms) * 1_000_000).block(),
+            Action::Wait(ms) => {
+                for (id, answer) in wait_any(&mut flying, ms) {
+                    // An id the driver no longer knows was abandoned by it: nothing to do.
+                    let _ = match answer {
+                        Ok((status, headers, body)) => run.respond(id, status, &headers, &body, now_ms()),
+                        Err(reason) => run.transport_error(id, &reason, now_ms()),
+                    };
+                }
+            }
             Action::Progress(_) => {}
             Action::Done(report) => {
                 let calls: Vec<String> =
@@ -150,7 +163,28 @@ fn send_response(out: ResponseOutparam, r: Response) {
 /// Status, headers and body of an answer.
 type Reply = (u16, Vec<(String, String)>, Vec<u8>);
 
-fn send(r: &http::OutgoingRequest, timeout_ms: u32) -> Result<Reply, String> {
+/// Wait until at least one request in flight has its answer's head, or `ms` pass; the answers
+/// that came, each with its body read.
+fn wait_any(flying: &mut Vec<(u64, FutureIncomingResponse)>, ms: u32) -> Vec<(u64, Result<Reply, String>)> {
+    let ready: Vec<u32> = {
+        let timer = monotonic_clock::subscribe_duration(u64::from(ms) * 1_000_000);
+        let pollables: Vec<_> = flying.iter().map(|(_, f)| f.subscribe()).collect();
+        let mut all: Vec<&poll::Pollable> = pollables.iter().collect();
+        all.push(&timer);
+        poll::poll(&all)
+        // The pollables (children of the futures) are dropped here, before any future is.
+    };
+    let mut done = vec![];
+    let mut ready: Vec<usize> = ready.into_iter().map(|i| i as usize).filter(|i| *i < flying.len()).collect();
+    ready.sort_unstable_by(|a, b| b.cmp(a));
+    for i in ready {
+        let (id, future) = flying.swap_remove(i);
+        done.push((id, finish(&future)));
+    }
+    done
+}
+
+fn start(r: &http::OutgoingRequest, timeout_ms: u32) -> Result<FutureIncomingResponse, String> {
     let (scheme, rest) = r.url.split_once("://").ok_or("URL without a scheme")?;
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
@@ -184,6 +218,11 @@ fn send(r: &http::OutgoingRequest, timeout_ms: u32) -> Result<Reply, String> {
     let future = outgoing_handler::handle(req, Some(options)).map_err(|e| format!("{e:?}"))?;
     write_all(&body, &r.body)?;
     OutgoingBody::finish(body, None).map_err(|e| format!("{e:?}"))?;
+    Ok(future)
+}
+
+/// The answer of a request whose future is ready (or, if not, once it is).
+fn finish(future: &FutureIncomingResponse) -> Result<Reply, String> {
     let response = loop {
         match future.get() {
             Some(result) => break result,

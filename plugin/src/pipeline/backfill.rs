@@ -4,7 +4,6 @@
 
 use std::collections::HashSet;
 
-use super::fetch::CallStep;
 use super::step::{Pending, Step};
 use super::{Action, Progress, Run, instant};
 use crate::entra::Scope;
@@ -46,11 +45,13 @@ impl Run {
                 if let Some(link) = page.next_link {
                     self.queue.push_front(Pending::new(Step::ListPage { link: Some(link) }));
                 }
-                for id in page.ids {
-                    if graph::is_valid_call_id(&id) && b.listed.insert(id.clone()) {
-                        let record = CallStep::Record { id, tenant: own.clone() };
-                        self.queue.push_back(Pending::new(Step::Call(record)));
-                    }
+                let new: Vec<String> = page
+                    .ids
+                    .into_iter()
+                    .filter(|id| graph::is_valid_call_id(id) && b.listed.insert(id.clone()))
+                    .collect();
+                for id in new {
+                    self.queue_call(id, own.clone());
                 }
             }
             Err(e) => self.fatal(format!("List callRecords: {e}")),
@@ -85,9 +86,7 @@ impl Run {
             windows_done: b.map_or(0, |b| b.current as u32),
             windows_total: b.map_or(0, |b| b.windows.len() as u32),
             completed_until,
-            calls_listed: self.report.calls.len() as u32
-                + self.report.failed.len() as u32
-                + self.queue.iter().filter(|p| matches!(p.step, Step::Call(CallStep::Record { .. }))).count() as u32,
+            calls_listed: self.report.calls.len() as u32 + self.report.failed.len() as u32 + self.fetches.len() as u32,
             calls_done: self.report.calls.len() as u32,
             rows: self.report.total_rows(),
             bytes: self.report.ingestion_bytes,

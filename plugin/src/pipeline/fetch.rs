@@ -1,6 +1,7 @@
-//! Fetching a call: the callRecord with its sessions, every further page of sessions, every page
-//! of participants_v2; then the pages merged, expanded into rows and left for shipping. The
-//! webhook and backfill jobs both fetch calls this way.
+//! Fetching a call: the callRecord with its sessions and, at the same time, its participants_v2;
+//! then every further page of each (two chains of `@odata.nextLink`s in parallel); then the pages
+//! merged, expanded into rows and left for shipping. The webhook and backfill jobs both fetch
+//! calls this way, many calls at once.
 
 use super::step::{Pending, Step};
 use super::{CallDone, CallFailed, JobKind, Run};
@@ -40,9 +41,11 @@ impl CallStep {
 /// The pages of a call read so far.
 #[derive(Default)]
 pub(super) struct Fetch {
-    record: String,
+    record: Option<String>,
     sessions: Vec<String>,
+    sessions_done: bool,
     participants: Vec<String>,
+    participants_done: bool,
 }
 
 impl Step {
@@ -55,6 +58,19 @@ impl Step {
 }
 
 impl Run {
+    /// Fetch call `id` of `tenant`: the record and its participants_v2 go out together.
+    pub(super) fn queue_call(&mut self, id: String, tenant: String) {
+        self.fetches.insert(id.clone(), Fetch::default());
+        let participants = CallStep::Participants { id: id.clone(), tenant: tenant.clone(), link: None };
+        self.queue.push_back(Pending::new(Step::Call(CallStep::Record { id, tenant })));
+        self.queue.push_back(Pending::new(Step::Call(participants)));
+    }
+
+    /// Calls being fetched (queued, in flight or waiting for pages).
+    pub(super) fn fetching(&self) -> bool {
+        !self.fetches.is_empty()
+    }
+
     pub(super) fn call_request(&self, call: &CallStep) -> crate::Result<OutgoingRequest> {
         let g = self.config.graph_url.as_str();
         let token = self.cached_token(Scope::Graph, call.tenant());
@@ -68,64 +84,58 @@ impl Run {
         }
     }
 
-    /// A page of a call: keep it, then ask for the next page, participants_v2, or finish the call.
-    pub(super) fn on_call_page(&mut self, call: CallStep, body: &[u8]) {
-        let text = || String::from_utf8_lossy(body).into_owned();
-        match call {
-            CallStep::Record { id, tenant } => {
-                let record = text();
-                let link = graph::next_link(&record);
-                self.fetches.insert(id.clone(), Fetch { record, ..Default::default() });
-                self.after_sessions(id, tenant, link, "callRecord");
+    /// A page of a call: keep it, then ask for the next page of its chain, or finish the call.
+    pub(super) fn on_call_page(&mut self, call: CallStep, body: &[u8], now: u64) {
+        let page = String::from_utf8_lossy(body).into_owned();
+        let id = call.id().to_string();
+        // An answer for a call that failed meanwhile (its other chain gave up) is of no use.
+        if !self.fetches.contains_key(&id) {
+            return;
+        }
+        let link = graph::next_link(&page);
+        let f = self.fetches.get_mut(&id).expect("checked above");
+        let (what, chain_next) = match call {
+            CallStep::Record { tenant, .. } => {
+                f.record = Some(page);
+                ("callRecord", link.map(|l| l.map(|link| CallStep::SessionPage { id: id.clone(), tenant, link })))
             }
-            CallStep::SessionPage { id, tenant, .. } => {
-                let page = text();
-                let link = graph::next_link(&page);
-                if let Some(f) = self.fetches.get_mut(&id) {
-                    f.sessions.push(page);
+            CallStep::SessionPage { tenant, .. } => {
+                f.sessions.push(page);
+                ("session page", link.map(|l| l.map(|link| CallStep::SessionPage { id: id.clone(), tenant, link })))
+            }
+            CallStep::Participants { tenant, .. } => {
+                f.participants.push(page);
+                let next = link.map(|l| l.map(|l| CallStep::Participants { id: id.clone(), tenant, link: Some(l) }));
+                ("participants_v2 page", next)
+            }
+        };
+        match chain_next {
+            Ok(Some(next)) => self.queue.push_front(Pending::new(Step::Call(next))),
+            Ok(None) => {
+                let f = self.fetches.get_mut(&id).expect("checked above");
+                if what == "participants_v2 page" {
+                    f.participants_done = true;
+                } else {
+                    f.sessions_done = true;
                 }
-                self.after_sessions(id, tenant, link, "session page");
+                self.finish_call_if_read(&id, now);
             }
-            CallStep::Participants { id, tenant, .. } => {
-                let page = text();
-                match graph::next_link(&page) {
-                    Ok(link) => {
-                        if let Some(f) = self.fetches.get_mut(&id) {
-                            f.participants.push(page);
-                        }
-                        match link {
-                            Some(l) => self.queue.push_front(Pending::new(Step::Call(CallStep::Participants {
-                                id,
-                                tenant,
-                                link: Some(l),
-                            }))),
-                            None => self.finish_call(&id),
-                        }
-                    }
-                    Err(e) => self.call_failed(&id, format!("participants_v2 page: {e}")),
-                }
-            }
+            Err(e) => self.call_failed(&id, format!("{what}: {e}")),
         }
     }
 
-    /// After the record or a page of its sessions (`what`), whose next-page link is `link`: the
-    /// next page of sessions, else the first page of participants_v2.
-    fn after_sessions(&mut self, id: String, tenant: String, link: crate::Result<Option<String>>, what: &str) {
-        let step = match link {
-            Ok(Some(link)) => CallStep::SessionPage { id, tenant, link },
-            Ok(None) => CallStep::Participants { id, tenant, link: None },
-            Err(e) => return self.call_failed(&id, format!("{what}: {e}")),
-        };
-        self.queue.push_front(Pending::new(Step::Call(step)));
-    }
-
-    pub(super) fn call_step_failed(&mut self, call: CallStep, reason: String) {
+    pub(super) fn call_step_failed(&mut self, call: CallStep, reason: String, now: u64) {
         match call {
             CallStep::Participants { id, .. } if self.fetches.contains_key(&id) => {
                 // participants_v2 is a complement: without it the record's own lists still give rows.
                 self.report.lifecycle.push(format!("call {id}: participants_v2 not read ({reason})"));
-                self.finish_call(&id);
+                if let Some(f) = self.fetches.get_mut(&id) {
+                    f.participants_done = true;
+                }
+                self.finish_call_if_read(&id, now);
             }
+            // Already given up (the other chain failed first).
+            other if !self.fetches.contains_key(other.id()) => {}
             other => self.call_failed(other.id(), reason),
         }
     }
@@ -139,12 +149,16 @@ impl Run {
         self.report.error.get_or_insert_with(|| format!("call {id}: {reason}"));
     }
 
-    /// Every page is read: merge, expand, and leave the rows for shipping.
-    fn finish_call(&mut self, id: &str) {
+    /// Once both chains are read: merge, expand, and leave the rows for shipping.
+    fn finish_call_if_read(&mut self, id: &str, now: u64) {
+        if !self.fetches.get(id).is_some_and(|f| f.sessions_done && f.participants_done) {
+            return;
+        }
         let Some(f) = self.fetches.remove(id) else { return };
+        let Some(record) = f.record else { return };
         // An empty participants_v2 answer must not hide the record's own list.
         let participants: Vec<String> = f.participants.into_iter().filter(|p| !is_empty_page(p)).collect();
-        let result = graph::merge_pages(&f.record, &f.sessions, &participants).and_then(|merged| {
+        let result = graph::merge_pages(&record, &f.sessions, &participants).and_then(|merged| {
             let tables = expand::expand(&merged)?;
             let seed = if self.config.seed_table { Some(expand::seed_row(&merged)?) } else { None };
             Ok((merged, tables, seed))
@@ -154,11 +168,11 @@ impl Run {
                 let mut rows = 0;
                 for t in tables {
                     rows += t.rows.len() as u32;
-                    self.unshipped.entry(t.table.name).or_default().extend(t.rows);
+                    self.keep_unshipped(t.table.name, t.rows, now);
                 }
                 if let Some(seed) = seed {
                     rows += 1;
-                    self.unshipped.entry(schema::SEED.name).or_default().push(seed);
+                    self.keep_unshipped(schema::SEED.name, vec![seed], now);
                 }
                 self.report.calls.push(CallDone { id: id.into(), version: record_version(&merged), rows });
                 if self.job_kind == JobKind::Backfill {

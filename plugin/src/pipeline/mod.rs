@@ -1,20 +1,22 @@
 //! The pipeline as a sans-IO state machine: webhook → token → callRecord + every page → expand →
 //! batch → ingestion → the answer for Graph; plus backfill and subscription jobs.
 //!
-//! A host owns the IO. It loops on [`Run::next`]: it sends each [`Action::Send`] request and feeds
-//! the answer back with [`Run::respond`] (or [`Run::transport_error`]), waits out each
-//! [`Action::Sleep`], shows each [`Action::Progress`], and stops at [`Action::Done`]. The service
-//! component does this with `wasi:http`, the Envoy filter with `dispatch_http_call`, the harness
-//! with its own HTTP client; the rules (retries, `Retry-After`, token refresh, 413 splitting, the
-//! deadline, rate limits, when Graph gets its 2xx) live only here. The clock is an argument
-//! (`now`, Unix milliseconds).
+//! A host owns the IO. It loops on [`Run::next`]: it starts sending each [`Action::Send`] request
+//! and asks again at once, so that many requests are in flight; it feeds each answer back by the
+//! request's id with [`Run::respond`] (or [`Run::transport_error`]), in whatever order they come;
+//! on [`Action::Wait`] it waits for the next answer or the time given, shows each
+//! [`Action::Progress`], and stops at [`Action::Done`]. The service component does this with
+//! `wasi:http` and `wasi:io/poll`, the Envoy filter with `dispatch_http_call`, the harness with a
+//! thread per request; the rules (how many requests fly at once, retries, `Retry-After`, token
+//! refresh, 413 splitting, the deadline, Graph's rate limits, batching, when Graph gets its 2xx)
+//! live only here. The clock is an argument (`now`, Unix milliseconds).
 //!
 //! | file | rules |
 //! |---|---|
 //! | `pipeline/mod.rs` | [`Run`], [`Job`], [`Action`], [`Report`]; the host's loop; the deadline; the final answer |
 //! | `pipeline/step.rs` | the requests still to make, and which file builds, reads and gives up each |
 //! | `pipeline/token.rs` | the token cache: which token a step needs, renewal before expiry, a new one after a 401 |
-//! | `pipeline/ratelimit.rs` | Graph's 40 requests per 20 s per call record (and for List) |
+//! | `pipeline/ratelimit.rs` | Graph's limits: 40 requests per 20 s per call record and for List, 1,500 per 20 s per app per tenant; a `Retry-After` holds back a whole service |
 //! | `pipeline/retry.rs` | what a failed answer leads to: 401 refresh, 413 split, backoff and `Retry-After` for 429, 5xx, timeouts |
 //! | `pipeline/fetch.rs` | a callRecord and its session and participants_v2 pages, merged and expanded into rows |
 //! | `pipeline/ship.rs` | rows into batches and ingestion requests (Logs Ingestion, Data Collector, forward) |
@@ -84,15 +86,19 @@ pub enum Job {
 /// The next thing the host must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Send this request and give the answer to [`Run::respond`].
+    /// Start sending this request, then call [`Run::next`] again at once; give its answer to
+    /// [`Run::respond`] with this id.
     Send {
+        /// Names the request in [`Run::respond`] / [`Run::transport_error`]; unique in the run.
+        id: u64,
         /// The request.
         request: OutgoingRequest,
         /// Give up on the answer after this long and call [`Run::transport_error`].
         timeout_ms: u32,
     },
-    /// Wait this many milliseconds, then call [`Run::next`] again.
-    Sleep(u32),
+    /// Nothing to send now: wait until an answer to a request in flight arrives or this many
+    /// milliseconds pass, whichever is first, then call [`Run::next`] again.
+    Wait(u32),
     /// Progress of a long job (backfill); save `completed_until` as the checkpoint.
     Progress(Progress),
     /// Finished.
@@ -176,6 +182,11 @@ pub struct Report {
     pub ingestion_bytes: u64,
     /// Requests sent to login and Graph.
     pub graph_requests: u32,
+    /// Most requests that were in flight at once.
+    pub max_in_flight: u32,
+    /// Requests still in flight when the job ended (at its deadline, or on a fatal error); their
+    /// answers are refused.
+    pub abandoned: u32,
     /// Attempts repeated after a retryable failure (429, 5xx, timeouts, expired tokens).
     pub retries: u32,
     /// Notification items refused (forged clientState, tenant not allowed, malformed, ...).
@@ -204,6 +215,8 @@ impl Report {
             ingestion_requests: 0,
             ingestion_bytes: 0,
             graph_requests: 0,
+            max_in_flight: 0,
+            abandoned: 0,
             retries: 0,
             rejected: 0,
             duplicates: 0,
@@ -226,11 +239,19 @@ pub struct Run {
     job_kind: JobKind,
     deadline: Option<u64>,
     queue: VecDeque<Pending>,
-    in_flight: Option<(Pending, usize)>,
+    /// Requests sent and not answered yet, by id, with the size of their bodies.
+    in_flight: BTreeMap<u64, (Pending, usize)>,
+    next_id: u64,
     tokens: HashMap<(Scope, String), Token>,
     fetches: HashMap<String, Fetch>,
     unshipped: BTreeMap<&'static str, Vec<String>>,
     sent: HashMap<String, VecDeque<u64>>,
+    /// Until when a service (a Graph tenant, the ingestion endpoint) is held back after a 429.
+    holds: HashMap<String, u64>,
+    /// When the oldest rows left unshipped were expanded.
+    unshipped_since: Option<u64>,
+    /// Their size.
+    unshipped_bytes: usize,
     backfill: Option<Backfill>,
     renew_margin_ms: u64,
     progress: Option<Progress>,
@@ -260,11 +281,15 @@ impl Run {
             job_kind,
             deadline,
             queue: VecDeque::new(),
-            in_flight: None,
+            in_flight: BTreeMap::new(),
+            next_id: 1,
             tokens: HashMap::new(),
             fetches: HashMap::new(),
             unshipped: BTreeMap::new(),
             sent: HashMap::new(),
+            holds: HashMap::new(),
+            unshipped_since: None,
+            unshipped_bytes: 0,
             backfill: None,
             renew_margin_ms: 0,
             progress: None,
@@ -308,72 +333,129 @@ impl Run {
             if self.finished {
                 return Action::Done(Box::new(self.report.clone()));
             }
-            if self.in_flight.is_some() {
-                // The host asked again without answering: treat the request as lost.
-                self.transport_error("the host did not deliver an answer", now);
+            if self.deadline.is_some_and(|d| now >= d) {
+                self.fail_deadline();
                 continue;
             }
-            let Some(pending) = self.queue.front() else {
+            if self.queue.is_empty() && self.in_flight.is_empty() {
                 if let Some(action) = self.advance(now) {
                     return action;
                 }
                 continue;
-            };
-            if let Some(d) = self.deadline
-                && (now >= d || pending.not_before >= d)
-            {
-                self.fail_deadline();
-                continue;
             }
-            if pending.not_before > now {
-                return Action::Sleep((pending.not_before - now).min(u64::from(u32::MAX)) as u32);
+            if self.should_flush(now) {
+                self.queue_unshipped();
             }
-            // A current token first.
-            if let Some((scope, tenant)) = self.stale_token(&pending.step, now) {
-                self.queue.push_front(Pending::new(Step::Token { scope, tenant }));
-                continue;
+            let mut wait = None;
+            if self.in_flight.len() < self.config.max_in_flight as usize {
+                match self.pick(now) {
+                    Pick::Ready(index) => {
+                        let pending = self.queue.remove(index).expect("picked from the queue");
+                        match self.dispatch(pending, now) {
+                            Some(send) => return send,
+                            None => continue,
+                        }
+                    }
+                    Pick::NeedsToken(scope, tenant) => {
+                        self.queue.push_front(Pending::new(Step::Token { scope, tenant }));
+                        continue;
+                    }
+                    Pick::Wait(ms) => wait = ms,
+                }
             }
-            if let Some(key) = pending.step.rate_key()
-                && let Some(wait) = self.rate_wait(&key, now)
-            {
+            if self.in_flight.is_empty() {
+                // Nothing can answer before the wait is over: past the deadline, give up now.
+                let wait = wait.unwrap_or(0);
                 if self.deadline.is_some_and(|d| now + wait >= d) {
                     self.fail_deadline();
                     continue;
                 }
-                return Action::Sleep(wait as u32);
-            }
-            let pending = self.queue.pop_front().expect("front exists");
-            match self.build(&pending.step, now) {
-                Ok(request) => {
-                    self.note_sent(&pending.step, now);
-                    if !matches!(pending.step, Step::Ship { .. }) {
-                        self.report.graph_requests += 1;
-                    }
-                    let timeout_ms = match self.deadline {
-                        Some(d) => (d - now).min(u64::from(u32::MAX)) as u32,
-                        None => UNBOUNDED_TIMEOUT_MS,
-                    };
-                    self.in_flight = Some((pending, request.body.len()));
-                    return Action::Send { request, timeout_ms };
+                if wait == 0 {
+                    continue;
                 }
-                Err(e) => self.step_failed(pending.step, e.to_string()),
+            }
+            let cap = self.deadline.map_or(u64::from(UNBOUNDED_TIMEOUT_MS), |d| d - now);
+            return Action::Wait(wait.unwrap_or(cap).min(cap).min(u64::from(u32::MAX)) as u32);
+        }
+    }
+
+    /// Send `pending` now: its request, with an id, counted against the rate limits.
+    fn dispatch(&mut self, pending: Pending, now: u64) -> Option<Action> {
+        match self.build(&pending.step, now) {
+            Ok(request) => {
+                self.note_sent(&pending.step, now);
+                if !matches!(pending.step, Step::Ship { .. }) {
+                    self.report.graph_requests += 1;
+                }
+                let timeout_ms = match self.deadline {
+                    Some(d) => (d - now).min(u64::from(u32::MAX)) as u32,
+                    None => UNBOUNDED_TIMEOUT_MS,
+                };
+                let id = self.next_id;
+                self.next_id += 1;
+                self.in_flight.insert(id, (pending, request.body.len()));
+                self.report.max_in_flight = self.report.max_in_flight.max(self.in_flight.len() as u32);
+                Some(Action::Send { id, request, timeout_ms })
+            }
+            Err(e) => {
+                self.step_failed(pending.step, e.to_string(), now);
+                None
             }
         }
     }
 
-    /// The answer to the request of the last [`Action::Send`].
-    pub fn respond(&mut self, status: u16, headers: &[(String, String)], body: &[u8], now: u64) {
-        let Some((pending, sent_bytes)) = self.in_flight.take() else { return };
+    /// The first step in the queue that may go now, else what it waits for.
+    fn pick(&mut self, now: u64) -> Pick {
+        let mut wait: Option<u64> = None;
+        let mut soonest = |w: u64| wait = Some(wait.map_or(w, |x| x.min(w)));
+        for index in 0..self.queue.len() {
+            let step = &self.queue[index].step;
+            let not_before = self.queue[index].not_before;
+            if not_before > now {
+                soonest(not_before - now);
+                continue;
+            }
+            if let Some((scope, tenant)) = self.stale_token(step, now) {
+                if self.token_pending(scope, &tenant) {
+                    continue; // its answer wakes the host
+                }
+                return Pick::NeedsToken(scope, tenant);
+            }
+            let step = step.clone();
+            if let Some(held) = self.held(&step, now) {
+                soonest(held);
+                continue;
+            }
+            if let Some(limited) = self.rate_wait(&step, now) {
+                soonest(limited);
+                continue;
+            }
+            return Pick::Ready(index);
+        }
+        Pick::Wait(wait)
+    }
+
+    /// The answer to the request sent with `id`.
+    pub fn respond(
+        &mut self,
+        id: u64,
+        status: u16,
+        headers: &[(String, String)],
+        body: &[u8],
+        now: u64,
+    ) -> crate::Result<()> {
+        let (pending, sent_bytes) = self.take_in_flight(id)?;
         match check_response(status, headers, body, now / 1000) {
             Ok(()) => self.on_success(pending, sent_bytes, body, now),
             Err(Error::Service(e)) => self.on_error(pending, e, now),
-            Err(other) => self.step_failed(pending.step, other.to_string()),
+            Err(other) => self.step_failed(pending.step, other.to_string(), now),
         }
+        Ok(())
     }
 
-    /// The request of the last [`Action::Send`] got no answer (connection refused, reset, timeout).
-    pub fn transport_error(&mut self, reason: &str, now: u64) {
-        let Some((pending, _)) = self.in_flight.take() else { return };
+    /// The request sent with `id` got no answer (connection refused, reset, timeout).
+    pub fn transport_error(&mut self, id: u64, reason: &str, now: u64) -> crate::Result<()> {
+        let (pending, _) = self.take_in_flight(id)?;
         let e = ServiceError {
             status: 0,
             code: String::new(),
@@ -382,9 +464,23 @@ impl Run {
             retryable: true,
         };
         self.on_error(pending, e, now);
+        Ok(())
     }
 
-    /// The queue is empty: ship what was expanded, move to the next backfill window, or finish.
+    fn take_in_flight(&mut self, id: u64) -> crate::Result<(Pending, usize)> {
+        if self.finished {
+            return Err(Error::arg(format!("request {id} was abandoned: the job has ended")));
+        }
+        self.in_flight.remove(&id).ok_or_else(|| Error::arg(format!("no request with id {id} is in flight")))
+    }
+
+    /// Requests in flight right now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Nothing queued and nothing in flight: ship what was expanded, move to the next backfill
+    /// window, or finish.
     fn advance(&mut self, now: u64) -> Option<Action> {
         if !self.unshipped.is_empty() {
             self.queue_unshipped();
@@ -413,6 +509,8 @@ impl Run {
         self.report.ok = false;
         self.report.error = Some(reason);
         self.queue.clear();
+        self.report.abandoned += self.in_flight.len() as u32;
+        self.in_flight.clear();
         self.unshipped.clear();
         self.fetches.clear();
         self.finish(0);
@@ -432,6 +530,16 @@ impl Run {
         }
         self.fatal(reason);
     }
+}
+
+/// What [`Run::pick`] found.
+enum Pick {
+    /// This queue entry may be sent now.
+    Ready(usize),
+    /// It needs this token first, and none is on its way.
+    NeedsToken(Scope, String),
+    /// Nothing may go yet; the soonest one may after this many ms (`None`: only an answer helps).
+    Wait(Option<u64>),
 }
 
 fn instant(now_ms: u64) -> Instant {

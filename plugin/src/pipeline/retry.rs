@@ -1,6 +1,7 @@
 //! What a failed answer leads to. A 401 gets a new token once (`token.rs`); a 413 splits the batch
 //! (`ship.rs`); a retryable failure (408, 429, 5xx, no answer: see [`crate::http::check_response`])
-//! is repeated after the service's `Retry-After`, or else a backoff doubling from
+//! is repeated after the service's `Retry-After` (which holds back the whole service:
+//! `ratelimit.rs`), or else a backoff doubling from
 //! `CALLRECORDS_RETRY_BASE_MS`, at most a minute and never past a webhook's deadline; anything else,
 //! or too many attempts, gives the step up.
 
@@ -43,12 +44,16 @@ impl Run {
                 self.fail_deadline_because(&message);
                 return;
             }
+            if e.retry_after_seconds.is_some() {
+                // The service said how long it wants: nothing else goes to it before then either.
+                self.hold(&pending.step, now + wait);
+            }
             pending.attempt += 1;
             pending.not_before = now + wait;
             self.report.retries += 1;
             self.queue.push_front(pending);
             return;
         }
-        self.step_failed(pending.step, message);
+        self.step_failed(pending.step, message, now);
     }
 }

@@ -1,6 +1,11 @@
-//! Shipping rows: the rows expanded so far cut into batches the sink takes, one request per batch
-//! (Logs Ingestion with the Monitor token, Data Collector signed at `now`, or forward), the tally of
-//! what was accepted, and the halves of a batch the endpoint found too large.
+//! Shipping rows: the rows of many calls gathered per table and cut into batches the sink takes
+//! (≤ 1 MB for Logs Ingestion), one request per batch (Logs Ingestion with the Monitor token, Data
+//! Collector signed at `now`, or forward), all of them in flight together; the tally of what was
+//! accepted, and the halves of a batch the endpoint found too large.
+//!
+//! Rows wait for more calls' rows while calls are still being fetched, and go when no fetch is
+//! left, when a batch's worth has gathered, or (a backfill, which ships as it goes) when the
+//! oldest has waited [`FLUSH_AFTER_MS`].
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -11,9 +16,32 @@ use crate::entra::Scope;
 use crate::http::OutgoingRequest;
 use crate::{monitor, schema};
 
+/// A backfill ships rows that have waited this long, whatever else is being fetched.
+pub const FLUSH_AFTER_MS: u64 = 2_000;
+/// Rows of this many bytes make a batch worth sending at once.
+const FLUSH_AT_BYTES: usize = monitor::LOGS_INGESTION_MAX_BYTES;
+
 impl Run {
+    /// Keep the rows of a call expanded at `now` for the next batch of `table`.
+    pub(super) fn keep_unshipped(&mut self, table: &'static str, rows: Vec<String>, now: u64) {
+        self.unshipped_bytes += rows.iter().map(|r| r.len() + 1).sum::<usize>();
+        self.unshipped_since.get_or_insert(now);
+        self.unshipped.entry(table).or_default().extend(rows);
+    }
+
+    /// Whether the rows kept so far should be batched and sent now (see the module docs).
+    pub(super) fn should_flush(&self, now: u64) -> bool {
+        if self.unshipped.is_empty() {
+            return false;
+        }
+        let waited = self.unshipped_since.is_some_and(|t| now >= t + FLUSH_AFTER_MS);
+        !self.fetching() || self.unshipped_bytes >= FLUSH_AT_BYTES || (self.job_kind == JobKind::Backfill && waited)
+    }
+
     /// Queue a request for every batch of the rows expanded so far.
     pub(super) fn queue_unshipped(&mut self) {
+        self.unshipped_since = None;
+        self.unshipped_bytes = 0;
         for (table, rows) in std::mem::take(&mut self.unshipped) {
             for s in ship_steps(table, &rows, &self.config.sink) {
                 match s {

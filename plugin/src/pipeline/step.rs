@@ -54,7 +54,7 @@ impl Run {
     pub(super) fn on_success(&mut self, pending: Pending, sent_bytes: usize, body: &[u8], now: u64) {
         match pending.step {
             Step::Token { scope, tenant } => self.on_token(scope, tenant, body, now),
-            Step::Call(call) => self.on_call_page(call, body),
+            Step::Call(call) => self.on_call_page(call, body, now),
             Step::ListPage { .. } => self.on_list_page(body),
             Step::Ship { table, rows, .. } => self.on_shipped(table, rows.len(), sent_bytes),
             Step::Subscription(s) => self.on_subscription(s, body, now),
@@ -62,10 +62,10 @@ impl Run {
     }
 
     /// `step` will not succeed (refused, or out of attempts): what that means for the job.
-    pub(super) fn step_failed(&mut self, step: Step, reason: String) {
+    pub(super) fn step_failed(&mut self, step: Step, reason: String, now: u64) {
         match step {
             Step::Token { scope, .. } => self.token_failed(scope, reason),
-            Step::Call(call) => self.call_step_failed(call, reason),
+            Step::Call(call) => self.call_step_failed(call, reason, now),
             Step::ListPage { .. } => self.fatal(format!("List callRecords: {reason}")),
             Step::Ship { table, rows, .. } => self.ship_failed(rows.len(), format!("{table}: {reason}")),
             Step::Subscription(s) => self.subscription_failed(s, reason),

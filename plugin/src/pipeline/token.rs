@@ -41,6 +41,13 @@ impl Run {
         self.tokens.get(&key).is_none_or(|t| t.expires_at <= now).then_some(key)
     }
 
+    /// A request for this token is queued or in flight already (its answer serves every step
+    /// that waits for it).
+    pub(super) fn token_pending(&self, scope: Scope, tenant: &str) -> bool {
+        let is_it = |step: &Step| matches!(step, Step::Token { scope: s, tenant: t } if *s == scope && t == tenant);
+        self.queue.iter().any(|p| is_it(&p.step)) || self.in_flight.values().any(|(p, _)| is_it(&p.step))
+    }
+
     /// The cached token for `scope` in `tenant`; empty when there is none (the request builders
     /// refuse an empty token).
     pub(super) fn cached_token(&self, scope: Scope, tenant: &str) -> &str {

@@ -4,7 +4,6 @@
 
 use std::collections::HashSet;
 
-use super::fetch::CallStep;
 use super::step::{Pending, Step};
 use super::subscriptions::SubscriptionStep;
 use super::{Resync, Run, instant};
@@ -29,8 +28,7 @@ impl Run {
         let mut seen = HashSet::new();
         for n in outcome.notifications {
             if seen.insert(n.call_id.clone()) {
-                let record = CallStep::Record { id: n.call_id, tenant: n.tenant_id };
-                self.queue.push_back(Pending::new(Step::Call(record)));
+                self.queue_call(n.call_id, n.tenant_id);
             }
         }
         let subscription = |s| Pending::new(Step::Subscription(s));

@@ -141,7 +141,8 @@ fn envoy_graph_429_is_waited_out_on_the_root_tick_then_202() {
 
 #[test]
 fn envoy_ingestion_outage_answers_503_and_the_redelivery_lands() {
-    let mut r = envoy(Faults { ingestion_outage: 6, ..Faults::default() });
+    // Every attempt of each of the four tables' batches (they go out together) is refused.
+    let mut r = envoy(Faults { ingestion_outage: 4 * 6, ..Faults::default() });
     let body = delivery(vec![item(P2P, CONTOSO, DEMO_CLIENT_STATE)]);
     let first = r.post("/notify", &body);
     assert_eq!(first.status, 503, "{}", log_of(&first));

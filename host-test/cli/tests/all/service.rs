@@ -235,8 +235,8 @@ fn ingestion_413_splits_the_batch_and_every_row_lands() {
 
 #[test]
 fn ingestion_5xx_makes_graph_redeliver_and_the_redelivery_lands() {
-    // Six refusals: every attempt the driver makes for the first batch.
-    let r = rig(Faults { ingestion_outage: 6, ..Faults::default() });
+    // Every attempt of each of the four tables' batches (they go out together) is refused.
+    let r = rig(Faults { ingestion_outage: 4 * 6, ..Faults::default() });
     let body = delivery(vec![item(P2P, CONTOSO, DEMO_CLIENT_STATE)]);
     let first = r.post("/notify", &body);
     assert_eq!(first.status, 503, "{}", first.log);
