@@ -6,11 +6,13 @@
 //! `proxy_on_configure(root, config_size)`; per request `proxy_on_context_create(ctx, root)`,
 //! `proxy_on_request_headers(ctx, n, end_of_stream)` (true when there is no body), then
 //! `proxy_on_request_body(ctx, size, true)`; then, until the filter answers with
-//! `proxy_send_local_response`: each `proxy_http_call` is answered (after the callback that made
-//! it returned) with `proxy_on_http_call_response(ctx, token, headers, body_size, 0)` — a failed
-//! call with no headers and no body, as Envoy does — and when nothing is in flight and a tick
-//! period is set, the host waits for the tick (real time) and calls `proxy_on_tick(root)`; at the
-//! end `proxy_on_done`, `proxy_on_log`, `proxy_on_delete`.
+//! `proxy_send_local_response`: every `proxy_http_call` goes to its upstream at once (after the
+//! callback that made it returned), all of them in flight together on threads of their own as
+//! Envoy's connections would be, and each is answered, in the order the answers come, with
+//! `proxy_on_http_call_response(ctx, token, headers, body_size, 0)` — a failed call with no headers
+//! and no body, as Envoy does; while waiting, when a tick period is set, the host calls
+//! `proxy_on_tick(root)` on time (real time); at the end `proxy_on_done`, `proxy_on_log`,
+//! `proxy_on_delete`.
 //!
 //! Host functions: `proxy_log`, `proxy_get_current_time_nanoseconds`,
 //! `proxy_set_tick_period_milliseconds`, `proxy_get_buffer_bytes` (request body, http call
@@ -102,8 +104,9 @@ impl HttpCall {
     }
 }
 
-/// Answers the filter's http calls: the clusters of this "Envoy".
-pub type Upstream = Box<dyn FnMut(&HttpCall) -> Answer + Send>;
+/// Answers the filter's http calls: the clusters of this "Envoy" (called from several threads at
+/// once, one per call in flight).
+pub type Upstream = std::sync::Arc<dyn Fn(&HttpCall) -> Answer + Send + Sync>;
 
 /// The answer the filter gave one request, and what happened on the way.
 #[derive(Debug, Clone)]
@@ -259,19 +262,36 @@ impl Vm {
         }
         let mut ticks = 0;
         let mut next_tick: Option<Instant> = None;
+        let (tx, rx) = std::sync::mpsc::channel::<(PendingCall, Answer)>();
+        let mut outstanding = 0usize;
         while !self.answered(ctx) {
             if started.elapsed() > REQUEST_LIMIT {
                 return Err(format!("no answer after {REQUEST_LIMIT:?}"));
             }
-            if let Some(p) = self.store.data_mut().pending.pop_front() {
-                self.answer_call(p)?;
-                continue;
+            // Every call the filter has made goes out now, all of them together.
+            while let Some(p) = self.store.data_mut().pending.pop_front() {
+                let (upstream, tx) = (self.upstream.clone(), tx.clone());
+                outstanding += 1;
+                std::thread::spawn(move || {
+                    let answer = upstream(&p.call);
+                    let _ = tx.send((p, answer));
+                });
             }
             let period = self.store.data().tick_period_ms;
-            if period == 0 {
+            if outstanding == 0 && period == 0 {
                 return Err("the filter stalled: no local response, no http call in flight, no tick period".into());
             }
-            let due = *next_tick.get_or_insert_with(|| Instant::now() + Duration::from_millis(period.into()));
+            let due = (period > 0)
+                .then(|| *next_tick.get_or_insert_with(|| Instant::now() + Duration::from_millis(period.into())));
+            if outstanding > 0 {
+                let until = due.unwrap_or_else(|| started + REQUEST_LIMIT);
+                if let Ok((p, answer)) = rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                    outstanding -= 1;
+                    self.answer_call(p, answer)?;
+                    continue;
+                }
+            }
+            let Some(due) = due else { continue };
             std::thread::sleep(due.saturating_duration_since(Instant::now()));
             next_tick = Some(due + Duration::from_millis(period.into()));
             ticks += 1;
@@ -293,8 +313,8 @@ impl Vm {
         self.store.data().streams.get(&ctx).is_some_and(|s| s.answer.is_some())
     }
 
-    fn answer_call(&mut self, p: PendingCall) -> Result<(), String> {
-        let (headers, body): (Headers, Vec<u8>) = match (self.upstream)(&p.call) {
+    fn answer_call(&mut self, p: PendingCall, answer: Answer) -> Result<(), String> {
+        let (headers, body): (Headers, Vec<u8>) = match answer {
             Answer::Response { status, headers, body } => {
                 let mut h: Headers = vec![(":status".into(), status.to_string().into_bytes())];
                 h.extend(headers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v.into_bytes())));

@@ -64,6 +64,7 @@ impl Run {
         let participants = CallStep::Participants { id: id.clone(), tenant: tenant.clone(), link: None };
         self.queue.push_back(Pending::new(Step::Call(CallStep::Record { id, tenant })));
         self.queue.push_back(Pending::new(Step::Call(participants)));
+        self.prefetch_sink_token();
     }
 
     /// Calls being fetched (queued, in flight or waiting for pages).

@@ -48,6 +48,16 @@ impl Run {
         self.queue.iter().any(|p| is_it(&p.step)) || self.in_flight.values().any(|(p, _)| is_it(&p.step))
     }
 
+    /// The rows of the calls being fetched will need the sink's token: ask for it now, alongside
+    /// the fetches, rather than after them.
+    pub(super) fn prefetch_sink_token(&mut self) {
+        let ship = Step::Ship { table: "", rows: vec![], body: vec![] };
+        let Some((scope, tenant)) = self.token_key(&ship) else { return };
+        if !self.tokens.contains_key(&(scope, tenant.clone())) && !self.token_pending(scope, &tenant) {
+            self.queue.push_back(Pending::new(Step::Token { scope, tenant }));
+        }
+    }
+
     /// The cached token for `scope` in `tenant`; empty when there is none (the request builders
     /// refuse an empty token).
     pub(super) fn cached_token(&self, scope: Scope, tenant: &str) -> &str {

@@ -8,7 +8,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 
 use callrecords_conformance::proxywasm::{Exchange, FilterModule, HttpCall, Vm};
 use callrecords_test_kit::demo::{CONTOSO, DEMO_CLIENT_STATE};
-use callrecords_test_kit::standin::{Answer, Faults, Request, StandIns};
+use callrecords_test_kit::standin::{Answer, Faults, Latency, Request, StandIns};
 use serde_json::{Value, json};
 
 use crate::service::{GROUP, P2P, callrecords_dir, delivery, expected_rows, item, rig};
@@ -40,10 +40,16 @@ struct Rig {
 }
 
 fn rig_with(faults: Faults, config: &str) -> Rig {
-    let standins = Arc::new(StandIns::new("http://graph.test", &callrecords_dir(), None, faults).expect("stand-ins"));
+    rig_at(faults, config, Latency::NONE)
+}
+
+fn rig_at(faults: Faults, config: &str, latency: Latency) -> Rig {
+    let mut standins = StandIns::new("http://graph.test", &callrecords_dir(), None, faults).expect("stand-ins");
+    standins.set_latency(latency);
+    let standins = Arc::new(standins);
     let misrouted = Arc::new(Mutex::new(vec![]));
     let (s, m) = (standins.clone(), misrouted.clone());
-    let upstream = Box::new(move |call: &HttpCall| -> Answer {
+    let upstream = Arc::new(move |call: &HttpCall| -> Answer {
         let authority = call.header(":authority").unwrap_or_default();
         if !CLUSTERS.iter().any(|(c, h)| *c == call.cluster && *h == authority) {
             m.lock().unwrap().push(format!("{} -> cluster {}", authority, call.cluster));
@@ -209,4 +215,28 @@ fn envoy_body_over_the_limit_is_refused_413_without_http_calls() {
     let ex = r.post("/notify", &big);
     assert_eq!(ex.status, 413, "{}", log_of(&ex));
     assert!(ex.calls.is_empty(), "{:?}", ex.calls);
+}
+
+/// Every sample call in one POST, at cloud round-trip times: the filter keeps its http calls
+/// outstanding together, so the answer comes in about the time of the slowest call's chain of
+/// pages, far below the Graph reads alone made one after the other.
+#[test]
+fn envoy_calls_of_one_post_are_fetched_together_at_cloud_latency() {
+    let config = plugin_config(&[("CALLRECORDS_DEADLINE_MS", "10000")]);
+    let mut r = rig_at(Faults::default(), &config, Latency::CLOUD);
+    let calls = r.standins.call_ids();
+    let items = calls.iter().map(|c| item(c, CONTOSO, DEMO_CLIENT_STATE)).collect();
+    let ex = r.post("/notify", &delivery(items));
+    assert_eq!(ex.status, 202, "{}", log_of(&ex));
+    let landed: BTreeSet<String> = r.standins.accepted()["TeamsCall_CL"]
+        .iter()
+        .filter_map(|row| row["CallId"].as_str().map(String::from))
+        .collect();
+    assert_eq!(landed.len(), calls.len());
+    // One after the other, each call's record GET and participants_v2 GET alone (600 and 300 ms,
+    // -20 % jitter at best) would take this long.
+    let sequential_floor = std::time::Duration::from_millis(calls.len() as u64 * (600 + 300) * 8 / 10);
+    assert!(ex.elapsed < sequential_floor, "{:?} is not below {sequential_floor:?}", ex.elapsed);
+    let most = r.standins.counters().max_concurrent as usize;
+    assert!(most >= calls.len(), "at most {most} requests were answered at once");
 }

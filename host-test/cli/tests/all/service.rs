@@ -8,7 +8,7 @@ use std::sync::{Arc, LazyLock};
 
 use callrecords_host::service::{Outbound, Served, ServiceHost};
 use callrecords_test_kit::demo::{CONTOSO, DEMO_CLIENT_STATE, FABRIKAM};
-use callrecords_test_kit::standin::{Faults, StandIns};
+use callrecords_test_kit::standin::{Faults, Latency, StandIns};
 use serde_json::{Value, json};
 
 /// Intercepted requests carry this origin; nothing listens there.
@@ -206,6 +206,25 @@ fn a_200_session_call_is_read_across_4_pages() {
     let legs = &r.standins.accepted()["TeamsCallLeg_CL"];
     let sessions_seen: std::collections::BTreeSet<&str> = legs.iter().filter_map(|l| l["SessionId"].as_str()).collect();
     assert_eq!(sessions_seen.len(), 200);
+}
+
+/// Every sample call in one POST, at cloud round-trip times: the component keeps their requests
+/// in flight together (wasi:io/poll), so the answer comes in about the time of the slowest call's
+/// chain of pages, far below the Graph reads alone made one after the other.
+#[test]
+fn the_calls_of_one_post_are_fetched_together_at_cloud_latency() {
+    let r = rig_with(Faults::default(), &[("CALLRECORDS_DEADLINE_MS", "10000")], |s| s.set_latency(Latency::CLOUD));
+    let calls = r.standins.call_ids();
+    let items = calls.iter().map(|c| item(c, CONTOSO, DEMO_CLIENT_STATE)).collect();
+    let served = r.post("/notify", &delivery(items));
+    assert_eq!(served.status, 202, "{}", served.log);
+    assert_eq!(r.calls_landed().len(), calls.len());
+    // One after the other, each call's record GET and participants_v2 GET alone (600 and 300 ms,
+    // -20 % jitter at best) would take this long.
+    let sequential_floor = std::time::Duration::from_millis(calls.len() as u64 * (600 + 300) * 8 / 10);
+    assert!(served.elapsed < sequential_floor, "{:?} is not below {sequential_floor:?}", served.elapsed);
+    let most = r.standins.counters().max_concurrent as usize;
+    assert!(most >= calls.len(), "at most {most} requests were answered at once");
 }
 
 #[test]

@@ -227,10 +227,9 @@ impl StandIns {
         self.state.lock().map(|s| s.subscriptions.values().cloned().collect()).unwrap_or_default()
     }
 
-    /// The same stand-ins answering after cloud round-trip times (see [`Latency`]).
-    pub fn with_latency(mut self, latency: Latency) -> Self {
+    /// Answer after these round-trip times (see [`Latency`]; [`Latency::NONE`] at first).
+    pub fn set_latency(&mut self, latency: Latency) {
         self.latency = latency;
-        self
     }
 
     /// Milliseconds since these stand-ins started (their throttle's clock).
