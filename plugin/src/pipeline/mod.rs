@@ -380,9 +380,10 @@ impl Run {
     }
 
     /// Send `pending` now: its request, with an id, counted against the rate limits.
-    fn dispatch(&mut self, pending: Pending, now: u64) -> Option<Action> {
+    fn dispatch(&mut self, mut pending: Pending, now: u64) -> Option<Action> {
         match self.build(&pending.step, now) {
             Ok(request) => {
+                pending.sent_token = self.token_for(&pending.step);
                 self.note_sent(&pending.step, now);
                 if !matches!(pending.step, Step::Ship { .. }) {
                     self.report.graph_requests += 1;

@@ -30,11 +30,13 @@ pub(super) struct Pending {
     pub(super) attempt: u32,
     pub(super) refreshed: bool,
     pub(super) not_before: u64,
+    /// The token its last request carried (so a late 401 drops that token, not a newer one).
+    pub(super) sent_token: Option<String>,
 }
 
 impl Pending {
     pub(super) fn new(step: Step) -> Self {
-        Pending { step, attempt: 0, refreshed: false, not_before: 0 }
+        Pending { step, attempt: 0, refreshed: false, not_before: 0, sent_token: None }
     }
 }
 

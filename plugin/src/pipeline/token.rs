@@ -58,6 +58,11 @@ impl Run {
         }
     }
 
+    /// The token the request of `step` carries now, if it carries one.
+    pub(super) fn token_for(&self, step: &Step) -> Option<String> {
+        self.token_key(step).and_then(|key| self.tokens.get(&key)).map(|t| t.value.clone())
+    }
+
     /// The cached token for `scope` in `tenant`; empty when there is none (the request builders
     /// refuse an empty token).
     pub(super) fn cached_token(&self, scope: Scope, tenant: &str) -> &str {
@@ -71,7 +76,11 @@ impl Run {
             return false;
         }
         let Some(key) = self.token_key(&pending.step) else { return false };
-        self.tokens.remove(&key);
+        // Requests in flight carry the token of their time: a 401 for an older one than the cache
+        // holds now says nothing about the new one.
+        if self.tokens.get(&key).is_some_and(|t| Some(&t.value) == pending.sent_token.as_ref()) {
+            self.tokens.remove(&key);
+        }
         pending.refreshed = true;
         true
     }
