@@ -18,7 +18,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
-use crate::transport::{Answer, Request, Responder};
+use crate::transport::{Answer, Request, Responder, header_pairs};
 
 /// Memory cap of one request's instance.
 const MEMORY_BYTES: usize = 256 << 20;
@@ -144,16 +144,7 @@ async fn intercept(
         return Err(wasmtime_wasi_http::Error::DestinationNotFound);
     }
     let body = body.collect().await?.to_bytes().to_vec();
-    let req = Request {
-        method: parts.method.to_string(),
-        path: parts.uri.path_and_query().map(|p| p.to_string()).unwrap_or_default(),
-        headers: parts
-            .headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-            .collect(),
-        body,
-    };
+    let req = Request::from_parts(&parts, body);
     let answer = tokio::task::spawn_blocking(move || s.answer(&req))
         .await
         .map_err(|_| wasmtime_wasi_http::Error::ConnectionTerminated)?;
@@ -275,11 +266,7 @@ impl ServiceHost {
         match answer {
             Ok(Ok((parts, body))) => Served {
                 status: parts.status.as_u16(),
-                headers: parts
-                    .headers
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-                    .collect(),
+                headers: header_pairs(&parts.headers),
                 body,
                 log,
                 elapsed: started.elapsed(),

@@ -17,6 +17,23 @@ pub trait Responder: Send + Sync {
     fn answer(&self, request: &Request) -> Answer;
 }
 
+/// Header pairs of an `http` header map, values read as (lossy) UTF-8.
+pub fn header_pairs(headers: &http::HeaderMap) -> Vec<(String, String)> {
+    headers.iter().map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect()
+}
+
+impl Request {
+    /// The request of an `http` request's head and its whole body.
+    pub fn from_parts(parts: &http::request::Parts, body: Vec<u8>) -> Self {
+        Request {
+            method: parts.method.to_string(),
+            path: parts.uri.path_and_query().map(|p| p.to_string()).unwrap_or_default(),
+            headers: header_pairs(&parts.headers),
+            body,
+        }
+    }
+}
+
 impl<R: Responder + ?Sized> Responder for std::sync::Arc<R> {
     fn base(&self) -> &str {
         self.as_ref().base()
@@ -154,12 +171,7 @@ impl Transport for Network {
                 .to_bytes()
                 .to_vec();
             io.abort();
-            let headers = parts
-                .headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-                .collect();
-            Ok((parts.status.as_u16(), headers, body))
+            Ok((parts.status.as_u16(), header_pairs(&parts.headers), body))
         })
     }
 }

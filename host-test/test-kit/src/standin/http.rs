@@ -42,16 +42,7 @@ async fn answer_http(
     use http_body_util::BodyExt;
     let (parts, body) = req.into_parts();
     let body = body.collect().await.map_err(std::io::Error::other)?.to_bytes().to_vec();
-    let request = Request {
-        method: parts.method.to_string(),
-        path: parts.uri.path_and_query().map(|p| p.to_string()).unwrap_or_default(),
-        headers: parts
-            .headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-            .collect(),
-        body,
-    };
+    let request = Request::from_parts(&parts, body);
     let answer = tokio::task::spawn_blocking(move || s.answer(&request)).await.map_err(std::io::Error::other)?;
     match answer {
         Answer::Drop => Err(std::io::Error::other("connection dropped by the fault plan")),
