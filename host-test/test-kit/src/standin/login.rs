@@ -13,7 +13,7 @@ impl StandIns {
         let tenant = rest.split('/').next().unwrap_or_default();
         let f = |k: &str| form.get(k).map(String::as_str);
         if req.method != "POST" || !rest.ends_with("/oauth2/v2.0/token") || ![CONTOSO, FABRIKAM].contains(&tenant) {
-            return self.refuse(st, 400, "invalid_request", "AADSTS90002: Tenant not found.");
+            return self.refuse_entra(st, 400, "invalid_request", "AADSTS90002: Tenant not found.");
         }
         if f("grant_type") != Some("client_credentials")
             || f("client_id") != Some(DEMO_CLIENT_ID)
@@ -24,11 +24,13 @@ impl StandIns {
                 json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."}),
             );
         }
+        // Entra takes the Monitor resource with one slash or two before `.default` (the Azure SDKs,
+        // Fluent Bit and Vector send one; Microsoft's Logs Ingestion docs show two).
         let audience = match f("scope") {
             Some("https://graph.microsoft.com/.default") => "graph",
-            Some("https://monitor.azure.com//.default") => "monitor",
+            Some("https://monitor.azure.com//.default" | "https://monitor.azure.com/.default") => "monitor",
             _ => {
-                return self.refuse(
+                return self.refuse_entra(
                     st,
                     400,
                     "invalid_scope",
@@ -40,6 +42,14 @@ impl StandIns {
         let token = format!("standin.{audience}.{tenant}.{}", st.counters.tokens);
         st.tokens.insert(token.clone(), audience);
         Answer::json(200, json!({"token_type": "Bearer", "expires_in": 3599, "access_token": token}))
+    }
+
+    /// A refusal in Entra's flat error shape (not Graph's nested one).
+    fn refuse_entra(&self, st: &mut State, status: u16, error: &str, description: &str) -> Answer {
+        st.counters.refused += 1;
+        st.last_refusal = Some(format!("{status} {error}: {description}"));
+        let code: u32 = description.strip_prefix("AADSTS").and_then(|d| d.split(':').next()?.parse().ok()).unwrap_or(0);
+        Answer::json(status, json!({"error": error, "error_description": description, "error_codes": [code]}))
     }
 
     pub(super) fn bearer_ok(&self, st: &mut State, req: &Request, audience: &str) -> Result<(), Answer> {
