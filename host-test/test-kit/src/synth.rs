@@ -30,3 +30,13 @@ pub fn group_call(sessions: usize) -> String {
     obj.insert("sessions".into(), Value::Array(out));
     serde_json::to_string(&record).expect("serializes")
 }
+
+/// The sample peer-to-peer call as call number `n` (a fresh GUID-shaped id) that started at
+/// `start` (ISO 8601), with its participants_v2 (for [`crate::standin::StandIns::add_call`]).
+pub fn peer_to_peer(n: u64, start: &str) -> (String, Vec<Value>) {
+    let mut v: Value = serde_json::from_str(fixtures::PEER_TO_PEER).expect("the sample parses");
+    v["id"] = Value::from(format!("5a1e0000-0000-4000-8000-{n:012x}"));
+    v["startDateTime"] = Value::from(start);
+    let participants = v["participants_v2"].as_array().cloned().unwrap_or_default();
+    (v.to_string(), participants)
+}
