@@ -364,13 +364,14 @@ impl Run {
                 }
             }
             if self.in_flight.is_empty() {
+                // Nothing in flight can wake the host: a wait with no end would hang it.
+                let Some(wait) = wait else {
+                    self.fatal("the pipeline has nothing to send and nothing to wait for (a bug)".into());
+                    continue;
+                };
                 // Nothing can answer before the wait is over: past the deadline, give up now.
-                let wait = wait.unwrap_or(0);
                 if self.deadline.is_some_and(|d| now + wait >= d) {
                     self.fail_deadline();
-                    continue;
-                }
-                if wait == 0 {
                     continue;
                 }
             }
