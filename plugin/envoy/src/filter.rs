@@ -16,7 +16,7 @@ use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
 
 use crate::settings::Settings;
 
-/// Tick period while a stream waits (`Sleep`); a wait ends at most this much late.
+/// Tick period while a stream waits (`Wait`); a wait ends at most this much late.
 const TICK_MS: u64 = 10;
 
 proxy_wasm::main! {{

@@ -3,10 +3,11 @@
 //!
 //! The filter buffers the request (headers, then the body until `end_of_stream`), starts a
 //! [`callrecords::pipeline::Run`] with it and steps the run: each `Send` becomes a
-//! `dispatch_http_call` to the Envoy cluster configured for the URL's origin, each answer goes back
-//! with `Run::respond` (an answer without `:status`, Envoy's sign of a failed call, with
-//! `Run::transport_error`), each `Sleep` parks the stream until the root context's tick says it is
-//! due, and `Done` becomes `send_http_response`. No Graph or Azure rule lives here.
+//! `dispatch_http_call` to the Envoy cluster configured for the URL's origin (several stay
+//! outstanding at once), each answer goes back by its request id with `Run::respond` (an answer
+//! without `:status`, Envoy's sign of a failed call, with `Run::transport_error`) and steps the
+//! run again, each `Wait` also parks the stream until the root context's tick says it is due, and
+//! `Done` becomes `send_http_response`. No Graph or Azure rule lives here.
 //!
 //! The plugin configuration (`configuration` of the filter, a `google.protobuf.StringValue`) is
 //! JSON: `{"settings": {"CALLRECORDS_…": "…"}, "clusters": {"https://login.microsoftonline.com":
