@@ -25,6 +25,7 @@ mod bindings {
             "wasi:cli/stdout@0.2.12": wasip2::cli::stdout,
             "wasi:cli/stderr@0.2.12": wasip2::cli::stderr,
             "wasi:cli/stdin@0.2.12": wasip2::cli::stdin,
+            "wasi:keyvalue/store@0.2.0-draft": generate,
         },
     });
 
@@ -359,7 +360,12 @@ impl wit::driver::GuestRun for Run {
         let config = config::Config::from_env(&settings)?;
         let job = match job {
             J::Webhook(r) => pipeline::Job::Webhook(r.into()),
-            J::Backfill(w) => pipeline::Job::Backfill { since: w.since, until: w.until, window_hours: w.window_hours },
+            J::Backfill(w) => pipeline::Job::Backfill {
+                since: w.since,
+                until: w.until,
+                window_hours: w.window_hours,
+                skip: w.skip,
+            },
             J::Subscribe => pipeline::Job::Subscribe,
             J::Renew(margin_minutes) => pipeline::Job::Renew { margin_minutes },
             J::Subscriptions => pipeline::Job::Subscriptions,
@@ -385,6 +391,7 @@ impl wit::driver::GuestRun for Run {
                 rows: p.rows,
                 bytes: p.bytes,
                 retries: p.retries,
+                shipped: p.shipped,
             }),
             pipeline::Action::Done(r) => d::Action::Done(report(*r)),
         }
@@ -404,13 +411,21 @@ impl wit::driver::GuestRun for Run {
     fn transport_error(&self, id: u64, reason: String, now_ms: u64) -> Result<(), wit::types::Error> {
         Ok(self.0.borrow_mut().transport_error(id, &reason, now_ms)?)
     }
+
+    fn saved_tokens(&self, now_ms: u64) -> Option<Vec<u8>> {
+        self.0.borrow().saved_tokens(now_ms)
+    }
+
+    fn restore_tokens(&self, saved: Vec<u8>, now_ms: u64) -> u32 {
+        self.0.borrow_mut().restore_tokens(&saved, now_ms)
+    }
 }
 
 fn report(r: pipeline::Report) -> wit::driver::Report {
     wit::driver::Report {
         ok: r.ok,
-        calls: r.calls.len() as u32,
-        failed_calls: r.failed.len() as u32,
+        calls: r.calls_done,
+        failed_calls: r.failed_count,
         rows: r.total_rows(),
         retries: r.retries,
         resync: r.resync.clone().map(|x| wit::driver::Resync {

@@ -232,6 +232,7 @@ impl World {
             since: "2026-11-27T00:00:00Z".into(),
             until: format!("2026-11-27T{windows:02}:00:00Z"),
             window_hours: 1,
+            skip: vec![],
         };
         (w, job)
     }

@@ -242,6 +242,7 @@ fn cloud_backfill() -> (u32, f64, u32, u32, usize) {
         since: iso(since),
         until: iso(until),
         window_hours: 2,
+        skip: vec![],
     });
     let started = Instant::now();
     let r = rt.run_job(&env, &job, &standins, &mut |_| {}).expect("the backfill runs");

@@ -320,8 +320,10 @@ fn run(command: Command) -> Result<ExitCode, String> {
             let req =
                 jobs::BackfillRequest { since: &since, until: &until, window_hours, checkpoint: &checkpoint, bar };
             let s = jobs::backfill(&rt, &env, &req, &net)?;
+            let skipped =
+                if s.skipped > 0 { format!(", {} calls skipped (shipped before)", s.skipped) } else { String::new() };
             out(&format!(
-                "backfill {} .. {until}: {} windows, {} calls, {} rows, {} bytes, {} retries, {} calls failed",
+                "backfill {} .. {until}: {} windows, {} calls, {} rows, {} bytes, {} retries, {} calls failed{skipped}",
                 s.resumed_from, s.windows, s.calls, s.rows, s.bytes, s.retries, s.failed
             ))?;
             if let Some(e) = s.error {

@@ -1,6 +1,7 @@
 //! Jobs the CLI runs through the `plugin` component's `driver` (backfill, subscribe, renew,
 //! subscriptions, unsubscribe): the component decides every request, retry and wait; the host
-//! only sends the requests (through a [`Transport`]) and keeps time.
+//! only sends the requests (through a [`Transport`]), keeps time, and keeps the tokens a job
+//! saved for the next job of the same [`Runtime`] (in memory only).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -48,6 +49,11 @@ impl Runtime {
             Ok(Err(e)) => return Err(Error::Plugin(e)),
             Err(e) => return Err(Error::Call(i.fail(e))),
         };
+        let saved = self.tokens.lock().ok().and_then(|t| t.clone());
+        if let Some(saved) = saved {
+            let driver = i.plugin.teams_sentinel_callrecords_driver().run();
+            driver.call_restore_tokens(&mut i.store, run, &saved, now_ms()).map_err(|e| Error::Call(i.fail(e)))?;
+        }
         let (tx, rx) = std::sync::mpsc::channel::<Answer>();
         std::thread::scope(|scope| {
             let driver = i.plugin.teams_sentinel_callrecords_driver().run();
@@ -80,6 +86,11 @@ impl Runtime {
                     }
                     Action::Progress(p) => progress(&p),
                     Action::Done(report) => {
+                        if let Ok(Some(saved)) = driver.call_saved_tokens(&mut i.store, run, now_ms())
+                            && let Ok(mut t) = self.tokens.lock()
+                        {
+                            *t = Some(saved);
+                        }
                         let _ = run.resource_drop(&mut i.store);
                         let detail = serde_json::from_str(&report.json).unwrap_or(serde_json::Value::Null);
                         // Threads still sending end by their timeouts; their answers are dropped.
@@ -118,6 +129,9 @@ pub struct Checkpoint {
     pub until: String,
     /// Every call that started before this was shipped.
     pub completed_until: Option<String>,
+    /// Calls after `completed_until` that were shipped too (a rerun skips them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shipped: Vec<String>,
 }
 
 /// Totals of a backfill.
@@ -131,6 +145,8 @@ pub struct BackfillSummary {
     pub calls: u32,
     /// Calls that failed.
     pub failed: u32,
+    /// Calls not fetched because the checkpoint says they were shipped.
+    pub skipped: u32,
     /// Rows accepted.
     pub rows: u64,
     /// Bytes sent to ingestion.
@@ -157,7 +173,8 @@ pub struct BackfillRequest<'a> {
 }
 
 /// Ship every call that started in `[since, until)`, resuming from the checkpoint when it holds
-/// the same window, saving it after every window.
+/// the same window, saving it whenever calls were shipped: the window reached and the calls after
+/// it already shipped, so that a rerun after a crash redoes only the calls that were in flight.
 pub fn backfill(
     rt: &Runtime,
     env: &Vec<(String, String)>,
@@ -170,6 +187,12 @@ pub fn backfill(
         .and_then(|b| serde_json::from_slice(&b).ok())
         .filter(|c: &Checkpoint| c.since == since && c.until == until);
     let start = saved.as_ref().and_then(|c| c.completed_until.clone()).unwrap_or_else(|| since.to_string());
+    let mut cp = Checkpoint {
+        since: since.into(),
+        until: until.into(),
+        completed_until: saved.as_ref().and_then(|c| c.completed_until.clone()),
+        shipped: saved.map(|c| c.shipped).unwrap_or_default(),
+    };
     let mut summary = BackfillSummary { resumed_from: start.clone(), ..Default::default() };
     let done = |a: &str, b: &str| {
         let (a, b) = (callrecords::values::parse_timestamp(a), callrecords::values::parse_timestamp(b));
@@ -178,8 +201,12 @@ pub fn backfill(
     if done(&start, until) {
         return Ok(summary);
     }
-    let job =
-        Job::Backfill(crate::bindings::driver::BackfillWindow { since: start, until: until.to_string(), window_hours });
+    let job = Job::Backfill(crate::bindings::driver::BackfillWindow {
+        since: start,
+        until: until.to_string(),
+        window_hours,
+        skip: cp.shipped.clone(),
+    });
     let pb = if bar { indicatif::ProgressBar::new(0) } else { indicatif::ProgressBar::hidden() };
     pb.set_style(
         indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} windows {msg}")
@@ -199,9 +226,14 @@ pub fn backfill(
                     p.windows_done, p.windows_total, p.calls_done, p.rows
                 );
             }
-            let cp = Checkpoint { since: since.into(), until: until.into(), completed_until: Some(c.clone()) };
-            if let Err(e) = write_atomic(checkpoint, &serde_json::to_vec_pretty(&cp).unwrap_or_default()) {
-                save_error = Some(e);
+            cp.completed_until = Some(c.clone());
+            cp.shipped.clear();
+        }
+        cp.shipped.extend(p.shipped.iter().cloned());
+        if p.completed_until.is_some() || !p.shipped.is_empty() {
+            match write_atomic(checkpoint, &serde_json::to_vec_pretty(&cp).unwrap_or_default()) {
+                Ok(()) => save_error = None,
+                Err(e) => save_error = Some(e),
             }
         }
     });
@@ -210,6 +242,7 @@ pub fn backfill(
     let d = &r.detail;
     summary.calls = r.report.calls;
     summary.failed = r.report.failed_calls;
+    summary.skipped = d["skipped"].as_u64().unwrap_or(0) as u32;
     summary.rows = r.report.rows;
     summary.retries = r.report.retries;
     summary.bytes = d["ingestion_bytes"].as_u64().unwrap_or(0);

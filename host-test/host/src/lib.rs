@@ -14,6 +14,7 @@ pub mod artifacts;
 pub mod bindings;
 pub mod calls;
 pub mod jobs;
+pub mod keyvalue;
 pub mod rawhttp;
 pub mod record;
 pub mod runtime;

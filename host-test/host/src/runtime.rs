@@ -98,6 +98,8 @@ pub struct Runtime {
     pre: PluginPre<HostState>,
     limits: Limits,
     stop_ticker: Arc<AtomicBool>,
+    /// The tokens the last driver job saved, for the next one (see [`crate::jobs`]).
+    pub(crate) tokens: std::sync::Mutex<Option<Vec<u8>>>,
 }
 
 impl Drop for Runtime {
@@ -188,7 +190,7 @@ impl Runtime {
                 }
             })
             .map_err(|e| CallError::Load(format!("cannot start the deadline clock: {e}")))?;
-        Ok(Runtime { engine, pre, limits, stop_ticker })
+        Ok(Runtime { engine, pre, limits, stop_ticker, tokens: std::sync::Mutex::new(None) })
     }
 
     /// The per-call limits (fixed at load: the instance pool is sized from them).

@@ -18,6 +18,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
+use crate::keyvalue::{self, KeyValue};
 use crate::transport::{Answer, Request, Responder, header_pairs};
 
 /// Memory cap of one request's instance.
@@ -65,6 +66,7 @@ pub struct State {
     http: WasiHttpCtx,
     hooks: Hooks,
     limiter: Cap,
+    keyvalue: KeyValue,
 }
 
 impl WasiView for State {
@@ -170,6 +172,7 @@ pub struct ServiceHost {
     pre: ProxyPre<State>,
     env: Vec<(String, String)>,
     outbound: Outbound,
+    keyvalue: KeyValue,
 }
 
 impl ServiceHost {
@@ -183,9 +186,17 @@ impl ServiceHost {
         let mut linker = Linker::<State>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| format!("{e:#}"))?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(|e| format!("{e:#}"))?;
+        keyvalue::add_to_linker(&mut linker, |s: &mut State| keyvalue::View::new(&s.keyvalue, &mut s.table))
+            .map_err(|e| format!("{e:#}"))?;
         let pre = linker.instantiate_pre(&component).map_err(|e| format!("cannot link the component: {e:#}"))?;
         let pre = ProxyPre::new(pre).map_err(|e| format!("it does not export wasi:http/incoming-handler: {e:#}"))?;
-        Ok(ServiceHost { engine, pre, env, outbound })
+        Ok(ServiceHost { engine, pre, env, outbound, keyvalue: KeyValue::default() })
+    }
+
+    /// The `wasi:keyvalue` store every request's instance shares (where the component keeps its
+    /// tokens).
+    pub fn keyvalue(&self) -> &KeyValue {
+        &self.keyvalue
     }
 
     /// The built-in service component.
@@ -208,6 +219,7 @@ impl ServiceHost {
             http: WasiHttpCtx::new(),
             hooks: Hooks { outbound: self.outbound.clone() },
             limiter: Cap(MEMORY_BYTES),
+            keyvalue: self.keyvalue.clone(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);

@@ -36,6 +36,9 @@ struct Shared {
     sleepers: BTreeSet<(u64, u32)>,
     /// The tick is on.
     ticking: bool,
+    /// The tokens the last finished run saved (`Run::saved_tokens`), for the next runs: a token
+    /// lives as long as this VM (one per Envoy worker), not one request. Kept in memory only.
+    tokens: Option<Vec<u8>>,
 }
 
 type SharedRef = Rc<RefCell<Shared>>;
@@ -162,8 +165,13 @@ impl Stream {
         }
         let request = IncomingRequest { method, path_and_query: path, headers, body };
         match Run::start(config, Job::Webhook(request), now_ms()) {
-            Ok(run) => {
-                self.shared.borrow_mut().runs.insert(self.id, run);
+            Ok(mut run) => {
+                let mut s = self.shared.borrow_mut();
+                if let Some(saved) = &s.tokens {
+                    run.restore_tokens(saved, now_ms());
+                }
+                s.runs.insert(self.id, run);
+                drop(s);
                 drive(&self.shared, self.id);
             }
             Err(e) => respond(self.id, Response::text(500, e.to_string()), &e.to_string()),
@@ -245,7 +253,9 @@ fn drive(shared: &SharedRef, ctx: u32) {
             }
             Step::Progress(_) => {}
             Step::Done(report) => {
-                s.runs.remove(&ctx);
+                if let Some(saved) = s.runs.remove(&ctx).and_then(|run| run.saved_tokens(now_ms())) {
+                    s.tokens = Some(saved);
+                }
                 drop(s);
                 let line = summary(&report);
                 return respond(ctx, report.response, &line);
@@ -266,9 +276,9 @@ fn respond(ctx: u32, response: Response, line: &str) {
 fn summary(report: &Report) -> String {
     let mut line = format!(
         "calls={} rows={} failed={} rejected={} retries={}",
-        report.calls.len(),
+        report.calls_done,
         report.total_rows(),
-        report.failed.len(),
+        report.failed_count,
         report.rejected,
         report.retries
     );

@@ -1,6 +1,7 @@
 //! The `service` world's `wasi:http/incoming-handler`: read the request, run the core's pipeline with
 //! `wasi:http/outgoing-handler` as its transport and the monotonic clock for its waits, write the
-//! answer. Only ABI translation lives here; every rule is in [`crate::pipeline`].
+//! answer. The run's tokens are restored from, and saved to, the host's default `wasi:keyvalue`
+//! store. Only ABI translation lives here; every rule is in [`crate::pipeline`].
 
 use wasip2::clocks::{monotonic_clock, wall_clock};
 use wasip2::http::outgoing_handler;
@@ -12,9 +13,10 @@ use wasip2::io::poll;
 use wasip2::io::streams::{InputStream, StreamError};
 
 use super::Component;
+use super::bindings::wasi::keyvalue::store;
 use crate::config::Config;
 use crate::http::{self, Response};
-use crate::pipeline::{Action, Job, Run};
+use crate::pipeline::{Action, Job, Run, TOKEN_CACHE_KEY};
 
 /// Largest answer read from Graph or an ingestion endpoint.
 const MAX_ANSWER_BYTES: usize = 32 * 1024 * 1024;
@@ -49,6 +51,12 @@ fn serve(config: Config, request: http::IncomingRequest) -> (Response, String) {
         Ok(r) => r,
         Err(e) => return (Response::text(500, e.to_string()), e.to_string()),
     };
+    // The host's token store; without one (or with a host that keeps it per request) every request
+    // gets its own tokens.
+    let bucket = store::open("").ok();
+    if let Some(Ok(Some(saved))) = bucket.as_ref().map(|b| b.get(TOKEN_CACHE_KEY)) {
+        run.restore_tokens(&saved, now_ms());
+    }
     // Requests in flight: (the driver's id, the response future).
     let mut flying: Vec<(u64, FutureIncomingResponse)> = vec![];
     loop {
@@ -70,16 +78,19 @@ fn serve(config: Config, request: http::IncomingRequest) -> (Response, String) {
             }
             Action::Progress(_) => {}
             Action::Done(report) => {
+                if let (Some(b), Some(saved)) = (&bucket, run.saved_tokens(now_ms())) {
+                    let _ = b.set(TOKEN_CACHE_KEY, &saved);
+                }
                 let calls: Vec<String> =
                     report.calls.iter().take(3).map(|c| format!("{} v{} {} rows", c.id, c.version, c.rows)).collect();
                 let more = report.calls.len().saturating_sub(3);
                 let mut line = format!(
                     "calls={} [{}{}] rows={} failed={} rejected={} retries={}",
-                    report.calls.len(),
+                    report.calls_done,
                     calls.join(", "),
                     if more > 0 { format!(", +{more}") } else { String::new() },
                     report.total_rows(),
-                    report.failed.len(),
+                    report.failed_count,
                     report.rejected,
                     report.retries
                 );

@@ -1,6 +1,11 @@
 //! The backfill job: every call that started in `[since, until)` (Graph keeps 30 days), listed
-//! window by window with List callRecords, each listed call fetched once per window, and a
-//! progress report with a checkpoint after each window.
+//! window by window with List callRecords, each listed call fetched once per window.
+//!
+//! It streams: rows ship as calls complete (`ship.rs`), and each progress names the calls shipped
+//! since the last one, so the host's checkpoint (the window reached, and the calls of that window
+//! already shipped) moves call by call; a rerun skips those calls. The next List page is read only
+//! when fewer than [`LIST_AHEAD`] calls are being fetched, so memory holds a bounded number of
+//! calls whatever the window's size (plus one id per call of the window, to fetch each once).
 
 use std::collections::HashSet;
 
@@ -15,11 +20,20 @@ use crate::values::{Instant, format_timestamp, parse_timestamp};
 /// Graph keeps callRecords for 30 days.
 pub const MAX_BACKFILL_DAYS: u64 = 30;
 
+/// The next List page is read once fewer calls than this are being fetched.
+pub const LIST_AHEAD: usize = 256;
+
 /// The windows of a backfill and how far it got.
 pub(super) struct Backfill {
     windows: Vec<(Instant, Instant)>,
     current: usize,
     listed: HashSet<String>,
+    /// Calls shipped by an earlier run (the checkpoint): never fetched.
+    skip: HashSet<String>,
+    /// The current window's next List page, read when the calls being fetched run low.
+    next_page: Option<String>,
+    /// Calls skipped because the checkpoint had them.
+    pub(super) skipped: u32,
 }
 
 impl Run {
@@ -42,19 +56,33 @@ impl Run {
             Ok(page) => {
                 let own = self.config.credentials.tenant_id.clone();
                 let b = self.backfill.as_mut().expect("list pages belong to a backfill");
-                if let Some(link) = page.next_link {
-                    self.queue.push_front(Pending::new(Step::ListPage { link: Some(link) }));
+                b.next_page = page.next_link;
+                let mut new = vec![];
+                for id in page.ids {
+                    if !graph::is_valid_call_id(&id) || !b.listed.insert(id.clone()) {
+                        continue;
+                    }
+                    if b.skip.contains(&id) {
+                        b.skipped += 1;
+                    } else {
+                        new.push(id);
+                    }
                 }
-                let new: Vec<String> = page
-                    .ids
-                    .into_iter()
-                    .filter(|id| graph::is_valid_call_id(id) && b.listed.insert(id.clone()))
-                    .collect();
                 for id in new {
                     self.queue_call(id, own.clone());
                 }
             }
             Err(e) => self.fatal(format!("List callRecords: {e}")),
+        }
+    }
+
+    /// Read the window's next List page when the calls being fetched run low.
+    pub(super) fn list_ahead(&mut self) {
+        if self.fetches.len() >= LIST_AHEAD {
+            return;
+        }
+        if let Some(link) = self.backfill.as_mut().and_then(|b| b.next_page.take()) {
+            self.queue.push_front(Pending::new(Step::ListPage { link: Some(link) }));
         }
     }
 
@@ -86,17 +114,24 @@ impl Run {
             windows_done: b.map_or(0, |b| b.current as u32),
             windows_total: b.map_or(0, |b| b.windows.len() as u32),
             completed_until,
-            calls_listed: self.report.calls.len() as u32 + self.report.failed.len() as u32 + self.fetches.len() as u32,
-            calls_done: self.report.calls.len() as u32,
+            calls_listed: self.report.calls_done + self.report.failed_count + self.fetches.len() as u32,
+            calls_done: self.report.calls_done,
             rows: self.report.total_rows(),
             bytes: self.report.ingestion_bytes,
             retries: self.report.retries,
+            shipped: vec![],
         }
     }
 }
 
 /// The windows of `[since, until)` (`until` empty: `now`), refusing what Graph no longer keeps.
-pub(super) fn backfill_windows(since: &str, until: &str, window_hours: u32, now: u64) -> crate::Result<Backfill> {
+pub(super) fn backfill_windows(
+    since: &str,
+    until: &str,
+    window_hours: u32,
+    skip: Vec<String>,
+    now: u64,
+) -> crate::Result<Backfill> {
     let s = parse_timestamp(since).ok_or_else(|| Error::arg("since is not an ISO 8601 timestamp"))?;
     let e = if until.is_empty() {
         instant(now)
@@ -123,5 +158,6 @@ pub(super) fn backfill_windows(since: &str, until: &str, window_hours: u32, now:
         windows.push((start, end));
         start = end;
     }
-    Ok(Backfill { windows, current: 0, listed: HashSet::new() })
+    let skip = skip.into_iter().collect();
+    Ok(Backfill { windows, current: 0, listed: HashSet::new(), skip, next_page: None, skipped: 0 })
 }

@@ -146,6 +146,10 @@ impl Run {
         self.fetches.remove(id);
         self.queue.retain(|p| p.step.call_id() != Some(id));
         self.report.failed.push(CallFailed { id: id.into(), reason: reason.clone() });
+        self.report.failed_count += 1;
+        if self.job_kind == JobKind::Backfill {
+            keep_latest(&mut self.report.failed);
+        }
         self.report.ok = false;
         self.report.error.get_or_insert_with(|| format!("call {id}: {reason}"));
     }
@@ -176,12 +180,22 @@ impl Run {
                     self.keep_unshipped(schema::SEED.name, vec![seed], now);
                 }
                 self.report.calls.push(CallDone { id: id.into(), version: record_version(&merged), rows });
+                self.report.calls_done += 1;
                 if self.job_kind == JobKind::Backfill {
+                    keep_latest(&mut self.report.calls);
+                    self.expanded_unshipped.push(id.into());
                     self.progress = Some(self.progress_now(None));
                 }
             }
             Err(e) => self.call_failed(id, format!("expand: {e}")),
         }
+    }
+}
+
+/// A backfill's report keeps only the latest calls (they are all counted).
+fn keep_latest<T>(list: &mut Vec<T>) {
+    if list.len() > super::REPORT_CALLS_KEPT {
+        list.drain(..list.len() - super::REPORT_CALLS_KEPT);
     }
 }
 

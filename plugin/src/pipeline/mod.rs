@@ -49,9 +49,13 @@ pub use backfill::MAX_BACKFILL_DAYS;
 use backfill::{Backfill, backfill_windows};
 use fetch::Fetch;
 pub use ratelimit::GRAPH_RATE_LIMIT;
+pub use token::TOKEN_CACHE_KEY;
 use step::{Pending, Step};
 use subscriptions::{SubscriptionStep, subscription_urls};
 use token::Token;
+
+/// A backfill's report lists this many of the latest calls done and failed (all are counted).
+pub const REPORT_CALLS_KEPT: usize = 1_000;
 
 /// Per-request timeout when a job has no deadline.
 const UNBOUNDED_TIMEOUT_MS: u32 = 100_000;
@@ -69,6 +73,8 @@ pub enum Job {
         until: String,
         /// Window length.
         window_hours: u32,
+        /// Calls a previous run of this backfill shipped already (its checkpoint): not fetched again.
+        skip: Vec<String>,
     },
     /// Create the callRecords subscription.
     Subscribe,
@@ -124,6 +130,10 @@ pub struct Progress {
     pub bytes: u64,
     /// Retries so far.
     pub retries: u32,
+    /// Calls whose rows were all accepted since the previous progress. With `completed_until`
+    /// (the checkpoint), they make a rerun skip them; a progress that moves `completed_until`
+    /// starts the list afresh.
+    pub shipped: Vec<String>,
 }
 
 /// A call that was fetched and expanded.
@@ -168,10 +178,16 @@ pub struct Report {
     pub response: Response,
     /// True when the job did all it had to.
     pub ok: bool,
-    /// Calls fetched and expanded.
+    /// Calls fetched and expanded (a backfill keeps the last [`REPORT_CALLS_KEPT`]).
     pub calls: Vec<CallDone>,
-    /// Calls not fetched.
+    /// How many calls were fetched and expanded, listed in `calls` or not.
+    pub calls_done: u32,
+    /// Calls not fetched (a backfill keeps the last [`REPORT_CALLS_KEPT`]).
     pub failed: Vec<CallFailed>,
+    /// How many calls were not fetched, listed in `failed` or not.
+    pub failed_count: u32,
+    /// Calls a backfill did not fetch because its checkpoint says they were shipped.
+    pub skipped: u32,
     /// Rows accepted by the ingestion endpoint, per table.
     pub rows: BTreeMap<String, u64>,
     /// Rows the ingestion endpoint did not accept.
@@ -209,7 +225,10 @@ impl Report {
             response: Response::text(200, ""),
             ok: true,
             calls: vec![],
+            calls_done: 0,
             failed: vec![],
+            failed_count: 0,
+            skipped: 0,
             rows: BTreeMap::new(),
             rows_not_accepted: 0,
             ingestion_requests: 0,
@@ -243,11 +262,20 @@ pub struct Run {
     in_flight: BTreeMap<u64, (Pending, usize)>,
     next_id: u64,
     tokens: HashMap<(Scope, String), Token>,
+    /// A token was added or dropped since the run started (or restored its tokens).
+    tokens_changed: bool,
     fetches: HashMap<String, Fetch>,
     unshipped: BTreeMap<&'static str, Vec<String>>,
     sent: HashMap<String, VecDeque<u64>>,
     /// Until when a service (a Graph tenant, the ingestion endpoint) is held back after a 429.
     holds: HashMap<String, u64>,
+    /// Calls whose rows are in `unshipped` (a backfill's; see `ship.rs`).
+    expanded_unshipped: Vec<String>,
+    /// Flushes whose batches are not all accepted yet, by number.
+    flushes: HashMap<u64, ship::Flush>,
+    next_flush: u64,
+    /// Calls shipped since the last progress.
+    newly_shipped: Vec<String>,
     /// When the oldest rows left unshipped were expanded.
     unshipped_since: Option<u64>,
     /// Their size.
@@ -284,10 +312,15 @@ impl Run {
             in_flight: BTreeMap::new(),
             next_id: 1,
             tokens: HashMap::new(),
+            tokens_changed: false,
             fetches: HashMap::new(),
             unshipped: BTreeMap::new(),
             sent: HashMap::new(),
             holds: HashMap::new(),
+            expanded_unshipped: vec![],
+            flushes: HashMap::new(),
+            next_flush: 1,
+            newly_shipped: vec![],
             unshipped_since: None,
             unshipped_bytes: 0,
             backfill: None,
@@ -299,8 +332,8 @@ impl Run {
         let own = run.config.credentials.tenant_id.clone();
         match job {
             Job::Webhook(request) => run.start_webhook(&request, now),
-            Job::Backfill { since, until, window_hours } => {
-                run.backfill = Some(backfill_windows(&since, &until, window_hours, now)?);
+            Job::Backfill { since, until, window_hours, skip } => {
+                run.backfill = Some(backfill_windows(&since, &until, window_hours, skip, now)?);
                 run.queue.push_back(Pending::new(Step::ListPage { link: None }));
             }
             Job::Subscribe => {
@@ -326,10 +359,12 @@ impl Run {
 
     /// The next action, at `now` (Unix ms).
     pub fn next(&mut self, now: u64) -> Action {
-        if let Some(p) = self.progress.take() {
+        if let Some(mut p) = self.progress.take() {
+            p.shipped = std::mem::take(&mut self.newly_shipped);
             return Action::Progress(p);
         }
         loop {
+            self.list_ahead();
             if self.finished {
                 return Action::Done(Box::new(self.report.clone()));
             }
@@ -484,7 +519,7 @@ impl Run {
     /// Nothing queued and nothing in flight: ship what was expanded, move to the next backfill
     /// window, or finish.
     fn advance(&mut self, now: u64) -> Option<Action> {
-        if !self.unshipped.is_empty() {
+        if !self.unshipped.is_empty() || !self.expanded_unshipped.is_empty() {
             self.queue_unshipped();
             return None;
         }
@@ -497,6 +532,9 @@ impl Run {
 
     fn finish(&mut self, _now: u64) {
         self.finished = true;
+        if let Some(b) = &self.backfill {
+            self.report.skipped = b.skipped;
+        }
         let status = if self.report.ok { if self.job_kind == JobKind::Webhook { 202 } else { 200 } } else { 503 };
         let body = serde_json::to_vec(&self.report).unwrap_or_default();
         let mut response = Response { status, headers: vec![("Content-Type".into(), "application/json".into())], body };
@@ -514,6 +552,8 @@ impl Run {
         self.report.abandoned += self.in_flight.len() as u32;
         self.in_flight.clear();
         self.unshipped.clear();
+        self.expanded_unshipped.clear();
+        self.flushes.clear();
         self.fetches.clear();
         self.finish(0);
     }

@@ -28,12 +28,12 @@ impl Run {
         }
         // Too large for the endpoint: split the batch and send the halves.
         if e.status == 413
-            && let Step::Ship { table, rows, .. } = &pending.step
+            && let Step::Ship { table, rows, flush, .. } = &pending.step
             && rows.len() > 1
         {
-            let (table, rows) = (*table, rows.clone());
+            let (table, rows, flush) = (*table, rows.clone(), *flush);
             self.report.retries += 1;
-            self.ship_halves(table, &rows);
+            self.ship_halves(table, &rows, flush);
             return;
         }
         let limit = if self.deadline.is_some() { MAX_ATTEMPTS } else { MAX_ATTEMPTS_UNBOUNDED };

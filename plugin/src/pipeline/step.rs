@@ -17,8 +17,8 @@ pub(super) enum Step {
     Call(CallStep),
     /// A page of List callRecords (`backfill.rs`).
     ListPage { link: Option<String> },
-    /// A batch of rows for the sink (`ship.rs`).
-    Ship { table: &'static str, rows: Vec<String>, body: Vec<u8> },
+    /// A batch of rows for the sink (`ship.rs`), of the flush `flush` (which calls it holds rows of).
+    Ship { table: &'static str, rows: Vec<String>, body: Vec<u8>, flush: u64 },
     /// A subscription request (`subscriptions.rs`).
     Subscription(SubscriptionStep),
 }
@@ -58,7 +58,7 @@ impl Run {
             Step::Token { scope, tenant } => self.on_token(scope, tenant, body, now),
             Step::Call(call) => self.on_call_page(call, body, now),
             Step::ListPage { .. } => self.on_list_page(body),
-            Step::Ship { table, rows, .. } => self.on_shipped(table, rows.len(), sent_bytes),
+            Step::Ship { table, rows, flush, .. } => self.on_shipped(table, rows.len(), sent_bytes, flush),
             Step::Subscription(s) => self.on_subscription(s, body, now),
         }
     }
@@ -69,7 +69,10 @@ impl Run {
             Step::Token { scope, .. } => self.token_failed(scope, reason),
             Step::Call(call) => self.call_step_failed(call, reason, now),
             Step::ListPage { .. } => self.fatal(format!("List callRecords: {reason}")),
-            Step::Ship { table, rows, .. } => self.ship_failed(rows.len(), format!("{table}: {reason}")),
+            Step::Ship { table, rows, flush, .. } => {
+                self.ship_failed(rows.len(), format!("{table}: {reason}"));
+                self.batch_settled(flush, false);
+            }
             Step::Subscription(s) => self.subscription_failed(s, reason),
         }
     }

@@ -241,9 +241,12 @@ fn stock_wasmtime_serve_runs_the_embedded_service_component() {
     let log = dir.join("wasmtime.log");
     let log_file = std::fs::File::create(&log).unwrap();
     let mut cmd = Command::new(&wasmtime);
-    cmd.args(["serve", "-Scli", "--addr", &addr.to_string()]);
+    cmd.args(["serve", "-Scli", "-Skeyvalue", "--addr", &addr.to_string()]);
+    // Names only on the command line: the values (the client secret among them) come from the
+    // environment, never argv.
     for (k, v) in callrecords_test_kit::demo::demo_env(standins.base(), "logs-ingestion") {
-        cmd.arg("--env").arg(format!("{k}={v}"));
+        cmd.arg("--env").arg(&k);
+        cmd.env(k, v);
     }
     cmd.arg(&wasm)
         .stdin(Stdio::null())
