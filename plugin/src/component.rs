@@ -360,12 +360,9 @@ impl wit::driver::GuestRun for Run {
         let config = config::Config::from_env(&settings)?;
         let job = match job {
             J::Webhook(r) => pipeline::Job::Webhook(r.into()),
-            J::Backfill(w) => pipeline::Job::Backfill {
-                since: w.since,
-                until: w.until,
-                window_hours: w.window_hours,
-                skip: w.skip,
-            },
+            J::Backfill(w) => {
+                pipeline::Job::Backfill { since: w.since, until: w.until, window_hours: w.window_hours, skip: w.skip }
+            }
             J::Subscribe => pipeline::Job::Subscribe,
             J::Renew(margin_minutes) => pipeline::Job::Renew { margin_minutes },
             J::Subscriptions => pipeline::Job::Subscriptions,

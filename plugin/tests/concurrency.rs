@@ -466,6 +466,8 @@ struct Host {
     /// Rows Logs Ingestion accepted, with their table.
     rows: Vec<(String, Value)>,
     progress: Vec<Progress>,
+    /// Rows accepted so far, all tables, by CallId.
+    accepted_per_call: BTreeMap<String, u64>,
     most_in_flight: usize,
     /// What was in flight when the first Graph answer was delivered.
     at_first_graph_answer: Option<Vec<Kind>>,
@@ -486,6 +488,7 @@ impl Host {
             delivered: vec![],
             rows: vec![],
             progress: vec![],
+            accepted_per_call: BTreeMap::new(),
             most_in_flight: 0,
             at_first_graph_answer: None,
         }
@@ -516,7 +519,15 @@ impl Host {
         match run.next(self.now) {
             Action::Send { id, request, timeout_ms } => self.send(id, &request, timeout_ms),
             Action::Wait(ms) => self.wait(run, ms),
-            Action::Progress(p) => self.progress.push(p),
+            Action::Progress(p) => {
+                // A call is named shipped only once every row of it was accepted.
+                for id in &p.shipped {
+                    let e = expected(&self.world.calls[id]).rows;
+                    let got = self.accepted_per_call.get(id);
+                    assert_eq!(got, Some(&e), "call {id} named shipped before all its rows were accepted");
+                }
+                self.progress.push(p)
+            }
             Action::Done(report) => return Some(*report),
         }
         None
@@ -622,6 +633,9 @@ impl Host {
         }
         let rows: Vec<Value> = serde_json::from_slice(&json).expect("a JSON array of rows");
         assert!(!rows.is_empty(), "an ingestion request without rows");
+        for r in &rows {
+            *self.accepted_per_call.entry(r["CallId"].as_str().unwrap_or_default().to_string()).or_default() += 1;
+        }
         self.rows.extend(rows.into_iter().map(|r| (table.to_string(), r)));
     }
 
@@ -827,6 +841,11 @@ fn run_case(case: &Case, backfill: Option<(usize, usize)>) {
         let end = format!("2026-11-27T{windows:02}:00:00Z");
         assert_eq!(last.completed_until.as_deref(), Some(end.as_str()), "the checkpoint is the last window's end");
         assert_eq!((last.windows_done, last.windows_total), (windows as u32, windows as u32));
+        // (d) Each call is named shipped once, in some progress (the checkpoint moves call by call).
+        let shipped: Vec<&String> = host.progress.iter().flat_map(|p| &p.shipped).collect();
+        let unique: BTreeSet<&String> = shipped.iter().copied().collect();
+        assert_eq!(unique.len(), shipped.len(), "a call named shipped twice");
+        assert_eq!(unique, specs.iter().map(|c| &c.id).collect(), "every call named shipped");
     }
 }
 
@@ -1104,4 +1123,171 @@ fn a_graph_token_rejected_under_many_requests_in_flight_is_replaced_once() {
         graph_tokens.iter().map(|t| t - NOW).collect::<Vec<_>>()
     );
     assert_eq!(host.token_requests(false), 1, "Monitor token requests");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. Tokens between runs.
+
+#[test]
+fn tokens_one_run_saved_serve_the_next_run_and_no_token_is_asked_for_again() {
+    let specs: Vec<CallSpec> = (0..3).map(|i| CallSpec::new(i, 0, 1)).collect();
+    let mut host = Host::new(World::webhook(&specs), 3, Order::DueFirst, (20, 200));
+    let mut first = start(config(&[]), Job::Webhook(notifications(&ids(&specs[..1]))));
+    assert!(host.drive(&mut first).ok);
+    assert_eq!((host.token_requests(true), host.token_requests(false)), (1, 1));
+    let saved = first.saved_tokens(host.now).expect("the first run got two tokens");
+    let text = String::from_utf8_lossy(&saved);
+    assert!(!text.contains(SECRET) && !text.contains(STATE), "the saved tokens hold no client secret: {text}");
+
+    // The next run, a minute later, with the same credentials: no token request, the same tokens.
+    let mut host2 = Host::new(World::webhook(&specs), 4, Order::DueFirst, (20, 200));
+    host2.now = host.now + 60_000;
+    let job = Job::Webhook(notifications(&ids(&specs[1..])));
+    let mut second = Run::start(config(&[]), job, host2.now).expect("the job starts");
+    assert_eq!(second.restore_tokens(&saved, host2.now), 2, "a Graph and a Monitor token taken back");
+    let report = host2.drive(&mut second);
+    assert!(report.ok, "{:?}", report.error);
+    assert_landed(&host2, &report, &specs[1..], &[]);
+    assert_eq!((host2.token_requests(true), host2.token_requests(false)), (0, 0), "no token asked for");
+    let carried: BTreeSet<&str> = host2.sent.iter().map(|s| s.token.as_str()).collect();
+    assert_eq!(carried, ["g1", "m1"].into_iter().collect(), "the first run's tokens carried");
+    assert_eq!(second.saved_tokens(host2.now), None, "nothing new to save");
+
+    // Not taken: other credentials, an hour later (Entra gave 3,599 s), garbage.
+    let other = config(&[("CALLRECORDS_CLIENT_ID", "0f0f0f0f-2b1f-4285-8d4b-75ee78787346")]);
+    let mut foreign = start(other, Job::Webhook(notifications(&ids(&specs[..1]))));
+    assert_eq!(foreign.restore_tokens(&saved, host2.now), 0, "another app's tokens");
+    let mut late = start(config(&[]), Job::Webhook(notifications(&ids(&specs[..1]))));
+    assert_eq!(late.restore_tokens(&saved, host.now + 3_600_000), 0, "expired tokens");
+    for junk in [&b""[..], b"{", b"[1,2]", b"{\"v\":1,\"tokens\":7}", &saved[..saved.len() / 2]] {
+        let mut r = start(config(&[]), Job::Webhook(notifications(&ids(&specs[..1]))));
+        assert_eq!(r.restore_tokens(junk, host2.now), 0, "{}", String::from_utf8_lossy(junk));
+    }
+}
+
+/// A token that was revoked while it sat in the host's cache: the run gets a 401, asks for a new
+/// one once, and saves the new one for the next run.
+#[test]
+fn a_restored_token_that_is_rejected_is_replaced_and_the_replacement_saved() {
+    let specs: Vec<CallSpec> = (0..2).map(|i| CallSpec::new(i, 0, 1)).collect();
+    let mut host = Host::new(World::webhook(&specs), 5, Order::DueFirst, (20, 200));
+    let mut first = start(config(&[]), Job::Webhook(notifications(&ids(&specs[..1]))));
+    assert!(host.drive(&mut first).ok);
+    let saved = first.saved_tokens(host.now).unwrap();
+
+    let mut host2 = Host::new(World::webhook(&specs), 6, Order::DueFirst, (20, 200)).with_fault(|k, _, token| {
+        (k.service() == Service::Graph && token == "g-revoked").then(|| Answer::Status(401, vec![]))
+    });
+    // This host names its own first Graph token g1 too: the revoked one gets a name of its own.
+    let saved = String::from_utf8(saved).unwrap().replace("\"g1\"", "\"g-revoked\"");
+    let mut second = start(config(&[]), Job::Webhook(notifications(&ids(&specs[1..]))));
+    second.restore_tokens(saved.as_bytes(), host2.now);
+    let report = host2.drive(&mut second);
+    assert!(report.ok, "{:?}", report.error);
+    assert_landed(&host2, &report, &specs[1..], &[]);
+    assert_eq!((host2.token_requests(true), host2.token_requests(false)), (1, 0));
+    let resaved = String::from_utf8(second.saved_tokens(host2.now).expect("a new token to save")).unwrap();
+    assert!(
+        resaved.contains("\"g1\"") && !resaved.contains("g-revoked"),
+        "the new token saved, not the rejected one: {resaved}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 9. A streaming backfill.
+
+/// A backfill stopped dead (its run dropped, as by `kill -9`) after some calls were named shipped;
+/// the rerun with that checkpoint fetches none of them, and between the two runs every call lands.
+#[test]
+fn a_backfill_rerun_after_a_crash_skips_every_call_its_checkpoint_names_and_lands_the_rest() {
+    let specs: Vec<CallSpec> = (0..90).map(|i| CallSpec::new(i, i as u32 % 2, 1)).collect();
+    let (world, job) = World::backfill(&specs, 2, 7);
+    let cfg = || config(&[("CALLRECORDS_MAX_IN_FLIGHT", "16")]);
+    let mut host = Host::new(world.clone(), 11, Order::DueFirst, (50, 400));
+    let mut run = start(cfg(), job);
+    // The checkpoint as `callrecords backfill` keeps it: the window reached, and the calls after it.
+    let (mut completed_until, mut checkpoint): (Option<String>, Vec<String>) = (None, vec![]);
+    let mut seen = 0;
+    while checkpoint.len() < 30 || completed_until.is_none() {
+        assert!(host.step(&mut run).is_none(), "the run ended before the crash");
+        for p in &host.progress[seen..] {
+            if p.completed_until.is_some() {
+                completed_until = p.completed_until.clone();
+                checkpoint.clear();
+            }
+            checkpoint.extend(p.shipped.iter().cloned());
+        }
+        seen = host.progress.len();
+    }
+    let in_flight_at_crash = host.in_flight.len();
+    drop(run);
+    let landed_before: BTreeSet<String> = host.call_rows().keys().cloned().collect();
+    assert!(in_flight_at_crash > 0, "the crash came with requests in flight");
+
+    let since = completed_until.clone().unwrap();
+    assert_eq!(since, "2026-11-27T01:00:00Z", "the first window was done");
+    let rerun_job = Job::Backfill {
+        since: since.clone(),
+        until: "2026-11-27T02:00:00Z".into(),
+        window_hours: 1,
+        skip: checkpoint.clone(),
+    };
+    let mut host2 = Host::new(world, 12, Order::DueFirst, (50, 400));
+    let mut rerun = start(cfg(), rerun_job);
+    let report = host2.drive(&mut rerun);
+    assert!(report.ok, "{:?}", report.error);
+    assert_eq!(report.skipped as usize, checkpoint.len(), "the checkpoint's calls skipped");
+    let fetched: BTreeSet<String> = host2
+        .sent
+        .iter()
+        .filter_map(|s| matches!(s.kind, Kind::Record(_)).then(|| s.kind.call().unwrap().to_string()))
+        .collect();
+    for id in &checkpoint {
+        assert!(!fetched.contains(id), "call {id} was in the checkpoint and fetched again");
+    }
+    // Between the two runs, every call landed; what landed twice was not in the checkpoint.
+    let landed_after: BTreeSet<String> = host2.call_rows().keys().cloned().collect();
+    let all: BTreeSet<String> = ids(&specs).into_iter().collect();
+    assert_eq!(&landed_before | &landed_after, all, "every call landed");
+    let twice: BTreeSet<&String> = landed_before.intersection(&landed_after).collect();
+    assert!(twice.iter().all(|id| !checkpoint.contains(id)), "a checkpointed call shipped twice");
+    let second_window: BTreeSet<String> = specs.iter().skip(1).step_by(2).map(|c| c.id.clone()).collect();
+    assert_eq!(
+        &landed_after | &checkpoint.iter().cloned().collect(),
+        second_window,
+        "the rerun did the rest of window 2"
+    );
+}
+
+/// One window of 1,000 calls in pages of 50: the driver reads the next page only as the calls it
+/// listed are fetched, so the calls listed and not yet fetched stay within 256 + a page, however
+/// large the window (reading ahead, 40 pages per 20 s list 100 calls/s, while Graph's 1,500
+/// requests per 20 s fetch about 37 calls/s: 600 would pile up).
+#[test]
+fn a_large_window_is_listed_only_as_fast_as_its_calls_are_fetched() {
+    const PER_PAGE: usize = 50;
+    const BOUND: usize = 256 + PER_PAGE;
+    const CALLS: usize = 1_000;
+    let specs: Vec<CallSpec> = (0..CALLS).map(|i| CallSpec::new(i, 0, 1)).collect();
+    let (world, job) = World::backfill(&specs, 1, PER_PAGE);
+    let mut host = Host::new(world, 13, Order::DueFirst, (100, 600));
+    let mut run = start(config(&[]), job);
+    let report = host.drive(&mut run);
+    assert!(report.ok, "{:?}", report.error);
+    assert_eq!(report.calls_done as usize, CALLS);
+    // Replay what the host saw: ids listed by the List answers delivered, minus records answered.
+    let (mut listed, mut fetched, mut most) = (0usize, 0usize, 0usize);
+    for d in &host.delivered {
+        match d.kind {
+            Kind::List { page, .. } => listed += PER_PAGE.min(CALLS - page * PER_PAGE),
+            Kind::Record(_) => fetched += 1,
+            _ => {}
+        }
+        most = most.max(listed - fetched.min(listed));
+    }
+    assert_eq!((listed, fetched), (CALLS, CALLS));
+    assert!(most <= BOUND, "{most} calls listed ahead of their fetch (bound {BOUND})");
+    let kept = callrecords::pipeline::REPORT_CALLS_KEPT;
+    assert!(report.calls.len() <= kept, "the report lists {} calls", report.calls.len());
+    assert_graph_limits(&host);
 }

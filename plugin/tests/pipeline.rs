@@ -63,11 +63,16 @@ fn missing_or_bad_settings_name_the_variable() {
 #[test]
 fn backfill_refuses_windows_graph_no_longer_has() {
     let c = Config::from_env(&env(&[])).unwrap();
-    let job = Job::Backfill { since: "2026-10-28T00:00:00Z".into(), until: String::new(), window_hours: 24, skip: vec![] };
+    let job =
+        Job::Backfill { since: "2026-10-28T00:00:00Z".into(), until: String::new(), window_hours: 24, skip: vec![] };
     let err = Run::start(c.clone(), job, NOW).err().unwrap().to_string();
     assert!(err.contains("30 days"), "{err}");
-    let job =
-        Job::Backfill { since: "2026-11-27T00:00:00Z".into(), until: "2026-11-26T00:00:00Z".into(), window_hours: 24, skip: vec![] };
+    let job = Job::Backfill {
+        since: "2026-11-27T00:00:00Z".into(),
+        until: "2026-11-26T00:00:00Z".into(),
+        window_hours: 24,
+        skip: vec![],
+    };
     assert!(Run::start(c, job, NOW).is_err());
 }
 
@@ -76,8 +81,12 @@ fn backfill_refuses_windows_graph_no_longer_has() {
 #[test]
 fn backfill_keeps_to_40_requests_per_20_seconds_per_resource() {
     let c = Config::from_env(&env(&[])).unwrap();
-    let job =
-        Job::Backfill { since: "2026-11-27T00:00:00Z".into(), until: "2026-11-27T01:00:00Z".into(), window_hours: 1, skip: vec![] };
+    let job = Job::Backfill {
+        since: "2026-11-27T00:00:00Z".into(),
+        until: "2026-11-27T01:00:00Z".into(),
+        window_hours: 1,
+        skip: vec![],
+    };
     let mut run = Run::start(c, job, NOW).unwrap();
     let mut now = NOW;
     let mut list_requests: Vec<u64> = vec![];

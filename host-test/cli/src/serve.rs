@@ -117,7 +117,8 @@ fn background_backfill(rt: &Runtime, env: &[(String, String)], since: String, un
             return;
         }
     };
-    let job = Job::Backfill(BackfillWindow { since: since.clone(), until: until.clone(), window_hours: 24, skip: vec![] });
+    let job =
+        Job::Backfill(BackfillWindow { since: since.clone(), until: until.clone(), window_hours: 24, skip: vec![] });
     match rt.run_job(&env.to_vec(), &job, transport.as_ref(), &mut |_| {}) {
         Ok(r) => println!(
             "resync {since} .. {until}: {} calls, {} rows, {} retries{}",

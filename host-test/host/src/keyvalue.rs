@@ -77,10 +77,7 @@ impl HasData for HasKeyValue {
 }
 
 /// Link `wasi:keyvalue/store` into `linker`, reaching the store through `view`.
-pub fn add_to_linker<T: Send + 'static>(
-    linker: &mut Linker<T>,
-    view: fn(&mut T) -> View<'_>,
-) -> wasmtime::Result<()> {
+pub fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, view: fn(&mut T) -> View<'_>) -> wasmtime::Result<()> {
     store::add_to_linker::<T, HasKeyValue>(linker, view)
 }
 

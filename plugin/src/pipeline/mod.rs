@@ -49,9 +49,9 @@ pub use backfill::MAX_BACKFILL_DAYS;
 use backfill::{Backfill, backfill_windows};
 use fetch::Fetch;
 pub use ratelimit::GRAPH_RATE_LIMIT;
-pub use token::TOKEN_CACHE_KEY;
 use step::{Pending, Step};
 use subscriptions::{SubscriptionStep, subscription_urls};
+pub use token::TOKEN_CACHE_KEY;
 use token::Token;
 
 /// A backfill's report lists this many of the latest calls done and failed (all are counted).

@@ -154,9 +154,9 @@ impl Run {
         }
         // A token request queued at the start (the sink's, fetched ahead) is not needed now.
         let tokens = &self.tokens;
-        self.queue.retain(|p| {
-            !matches!(&p.step, Step::Token { scope, tenant } if tokens.contains_key(&(*scope, tenant.clone())))
-        });
+        self.queue.retain(
+            |p| !matches!(&p.step, Step::Token { scope, tenant } if tokens.contains_key(&(*scope, tenant.clone()))),
+        );
         taken
     }
 
