@@ -1240,7 +1240,8 @@ fn a_backfill_rerun_after_a_crash_skips_every_call_its_checkpoint_names_and_land
     let fetched: BTreeSet<String> = host2
         .sent
         .iter()
-        .filter_map(|s| matches!(s.kind, Kind::Record(_)).then(|| s.kind.call().unwrap().to_string()))
+        .filter(|s| matches!(s.kind, Kind::Record(_)))
+        .map(|s| s.kind.call().unwrap().to_string())
         .collect();
     for id in &checkpoint {
         assert!(!fetched.contains(id), "call {id} was in the checkpoint and fetched again");
