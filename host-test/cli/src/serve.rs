@@ -10,7 +10,7 @@ use std::sync::Arc;
 use callrecords_host::Runtime;
 use callrecords_host::bindings::driver::{BackfillWindow, Job};
 use callrecords_host::service::{OnServed, Outbound, Served, ServiceHost};
-use callrecords_host::transport::{Network, Transport};
+use callrecords_host::transport::{HttpClient, Network, Transport};
 use callrecords_test_kit::demo::{self, DEMO_CLIENT_STATE};
 use callrecords_test_kit::standin::{self, Faults, StandIns};
 
@@ -54,7 +54,7 @@ pub fn run(opts: Options) -> Result<(), String> {
         standins = Some(s);
     }
     let settings = rt.describe_settings(&env).map_err(|e| format!("settings: {e}"))?;
-    let host = Arc::new(ServiceHost::embedded(env.clone(), Outbound::Network)?);
+    let host = Arc::new(ServiceHost::embedded(env.clone(), Outbound::Network(HttpClient::new()))?);
     let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
     let listener = tokio
         .block_on(tokio::net::TcpListener::bind(&opts.listen))
@@ -110,7 +110,7 @@ pub fn console_line(method: &str, path: &str, served: &Served) -> String {
 }
 
 fn background_backfill(rt: &Runtime, env: &[(String, String)], since: String, until: String) {
-    let transport: Box<dyn Transport + Sync> = match Network::new() {
+    let transport: Box<dyn Transport> = match Network::new() {
         Ok(n) => Box::new(n),
         Err(e) => {
             println!("resync: cannot start: {e}");

@@ -32,13 +32,14 @@ impl Runtime {
     }
 
     /// Run a driver job to its end in one instance, with every request the driver hands out in
-    /// flight at once: each `send` goes to a thread of its own, answers are delivered by id in the
-    /// order they arrive, and `wait` blocks until the next answer or its timeout.
+    /// flight at once: each `send` is started on the transport (a tokio task on the network's
+    /// pooled client), answers are delivered by id in the order they arrive, and `wait` blocks
+    /// until the next answer or its timeout.
     pub fn run_job(
         &self,
         env: &Vec<(String, String)>,
         job: &Job,
-        transport: &(dyn Transport + Sync),
+        transport: &dyn Transport,
         progress: &mut dyn FnMut(&Progress),
     ) -> Result<JobReport, Error> {
         let mut i = self.instance()?;
@@ -55,7 +56,7 @@ impl Runtime {
             driver.call_restore_tokens(&mut i.store, run, &saved, now_ms()).map_err(|e| Error::Call(i.fail(e)))?;
         }
         let (tx, rx) = std::sync::mpsc::channel::<Answer>();
-        std::thread::scope(|scope| {
+        {
             let driver = i.plugin.teams_sentinel_callrecords_driver().run();
             let mut in_flight = 0usize;
             loop {
@@ -66,9 +67,14 @@ impl Runtime {
                     Action::Send(s) => {
                         let (tx, limit) = (tx.clone(), Duration::from_millis(u64::from(s.timeout_ms)));
                         in_flight += 1;
-                        scope.spawn(move || {
-                            let _ = tx.send((s.id, transport.send(&s.request, limit)));
-                        });
+                        let id = s.id;
+                        transport.start(
+                            s.request,
+                            limit,
+                            Box::new(move |answer| {
+                                let _ = tx.send((id, answer));
+                            }),
+                        );
                     }
                     Action::Wait(ms) => {
                         let wait = Duration::from_millis(u64::from(ms));
@@ -93,12 +99,12 @@ impl Runtime {
                         }
                         let _ = run.resource_drop(&mut i.store);
                         let detail = serde_json::from_str(&report.json).unwrap_or(serde_json::Value::Null);
-                        // Threads still sending end by their timeouts; their answers are dropped.
+                        // Requests still being sent end by their timeouts; their answers are dropped.
                         return Ok(JobReport { report, detail });
                     }
                 }
             }
-        })
+        }
     }
 }
 
@@ -179,7 +185,7 @@ pub fn backfill(
     rt: &Runtime,
     env: &Vec<(String, String)>,
     req: &BackfillRequest<'_>,
-    transport: &(dyn Transport + Sync),
+    transport: &dyn Transport,
 ) -> Result<BackfillSummary, String> {
     let BackfillRequest { since, until, window_hours, checkpoint, bar } = *req;
     let saved: Option<Checkpoint> = std::fs::read(checkpoint)

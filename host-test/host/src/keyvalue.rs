@@ -40,6 +40,11 @@ impl KeyValue {
         self.map().len()
     }
 
+    /// Forget everything (as a host whose store lives for one request would).
+    pub fn clear(&self) {
+        self.map().clear();
+    }
+
     /// Whether it holds nothing.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -136,5 +141,37 @@ impl store::HostBucket for View<'_> {
     fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
         self.table.delete(bucket)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use store::{Host, HostBucket};
+
+    #[test]
+    fn one_store_for_every_view_bounded_and_only_the_default_one() {
+        let kv = KeyValue::default();
+        let (mut t1, mut t2) = (ResourceTable::new(), ResourceTable::new());
+        let b1 = View::new(&kv, &mut t1).open(String::new()).ok().unwrap();
+        View::new(&kv, &mut t1).set(Resource::new_borrow(b1.rep()), "k".into(), b"v".to_vec()).ok().unwrap();
+        // Another instance (its own resource table) sees what the first one wrote.
+        let mut v2 = View::new(&kv, &mut t2);
+        let b2 = v2.open(String::new()).ok().unwrap();
+        assert_eq!(v2.get(Resource::new_borrow(b2.rep()), "k".into()).ok().unwrap(), Some(b"v".to_vec()));
+        assert!(matches!(v2.open("elsewhere".into()), Err(Error::NoSuchStore)));
+        let too_big = vec![0u8; MAX_VALUE_BYTES + 1];
+        assert!(matches!(v2.set(Resource::new_borrow(b2.rep()), "big".into(), too_big), Err(Error::Other(_))));
+        for n in 1..MAX_KEYS {
+            v2.set(Resource::new_borrow(b2.rep()), format!("k{n}"), vec![]).ok().unwrap();
+        }
+        assert!(matches!(v2.set(Resource::new_borrow(b2.rep()), "one more".into(), vec![]), Err(Error::Other(_))));
+        // Replacing a key that is there still works when full.
+        assert!(v2.set(Resource::new_borrow(b2.rep()), "k".into(), b"w".to_vec()).is_ok());
+        let page = v2.list_keys(Resource::new_borrow(b2.rep()), None).ok().unwrap();
+        assert_eq!((page.keys.len(), page.cursor), (PAGE, Some(PAGE as u64)));
+        assert_eq!(kv.len(), MAX_KEYS);
+        assert_eq!(format!("{kv:?}"), format!("KeyValue({MAX_KEYS} keys)"));
+        v2.drop(b2).unwrap();
     }
 }

@@ -19,7 +19,7 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
 use crate::keyvalue::{self, KeyValue};
-use crate::transport::{Answer, Request, Responder, header_pairs};
+use crate::transport::{Answer, HttpClient, Request, Responder, header_pairs};
 
 /// Memory cap of one request's instance.
 const MEMORY_BYTES: usize = 256 << 20;
@@ -31,8 +31,9 @@ const LOG_BYTES: usize = 64 << 10;
 /// Where the component's outgoing requests go.
 #[derive(Clone)]
 pub enum Outbound {
-    /// The network: Graph, Entra ID and Azure Monitor for real (or local stand-ins over HTTP).
-    Network,
+    /// The network: Graph, Entra ID and Azure Monitor for real (or local stand-ins over HTTP),
+    /// through one pool of kept-alive connections shared by every request's instance.
+    Network(HttpClient),
     /// An in-process responder; a request for any other origin fails as "destination not found".
     Intercept(Arc<dyn Responder>),
 }
@@ -115,9 +116,16 @@ impl WasiHttpHooks for Hooks {
         let outbound = self.outbound.clone();
         Box::new(async move {
             match outbound {
-                Outbound::Network => {
-                    let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-                    Ok((res.map(BodyExt::boxed_unsync), Box::new(io) as Box<dyn Future<Output = _> + Send>))
+                Outbound::Network(client) => {
+                    let head = options.and_then(|o| o.first_byte_timeout).unwrap_or(HARD_TIMEOUT);
+                    let between = options.and_then(|o| o.between_bytes_timeout).unwrap_or(HARD_TIMEOUT);
+                    let (parts, body) = request.into_parts();
+                    let body = body.collect().await?.to_bytes();
+                    let request = http::Request::from_parts(parts, Full::new(body));
+                    let (parts, body) = client.fetch(request, head, between).await.map_err(|e| e.code)?;
+                    let body = Full::new(body).map_err(|e: Infallible| match e {}).boxed_unsync();
+                    let answer = http::Response::from_parts(parts, body);
+                    Ok((answer, Box::new(async { Ok(()) }) as Box<dyn Future<Output = _> + Send>))
                 }
                 Outbound::Intercept(s) => {
                     let timeout = options.and_then(|o| o.first_byte_timeout).unwrap_or(HARD_TIMEOUT);

@@ -1,6 +1,7 @@
 //! Where the requests a component's driver asks for go: the [`Network`] (Graph, Entra ID and
-//! Azure Monitor for real, or local stand-ins over HTTP), or an in-process [`Responder`] that
-//! answers them with no socket at all (the test kit's stand-ins).
+//! Azure Monitor for real, or local stand-ins over HTTP, through a [`HttpClient`] that reuses its
+//! connections), or an in-process [`Responder`] that answers them with no socket at all (the test
+//! kit's stand-ins).
 
 use std::time::Duration;
 
@@ -107,27 +108,151 @@ impl Answer {
 /// An answer: status, headers, body.
 pub type Reply = (u16, Vec<(String, String)>, Vec<u8>);
 
-/// How the host sends the requests the component's driver asks for.
-pub trait Transport {
-    /// Send and wait at most `timeout` for the whole answer; `Err` when none came.
-    fn send(&self, request: &OutgoingRequest, timeout: Duration) -> Result<Reply, String>;
+/// Gets the answer of one request (or why none came), once, from whichever thread got it.
+pub type Done = Box<dyn FnOnce(Result<Reply, String>) + Send>;
+
+/// How the host sends the requests the component's driver asks for: many at once.
+pub trait Transport: Send + Sync {
+    /// Start sending `request` and return at once; `done` gets its whole answer, or why none came
+    /// within `timeout`.
+    fn start(&self, request: OutgoingRequest, timeout: Duration, done: Done);
 }
 
-impl<R: Responder + ?Sized> Transport for R {
-    fn send(&self, r: &OutgoingRequest, _timeout: Duration) -> Result<Reply, String> {
-        let path = r.url.strip_prefix(self.base()).ok_or_else(|| format!("nothing answers {} in process", r.url))?;
-        let req =
-            Request { method: r.method.clone(), path: path.into(), headers: r.headers.clone(), body: r.body.clone() };
-        match self.answer(&req) {
-            Answer::Response { status, headers, body } => Ok((status, headers, body)),
-            Answer::Drop => Err("connection closed without an answer".into()),
-        }
+/// An in-process responder answers each request on a thread of its own (it may take its time,
+/// as the stand-ins at cloud latency do).
+impl<R: Responder + ?Sized + 'static> Transport for std::sync::Arc<R> {
+    fn start(&self, r: OutgoingRequest, _timeout: Duration, done: Done) {
+        let responder = self.clone();
+        std::thread::spawn(move || {
+            let Some(path) = r.url.strip_prefix(responder.base()) else {
+                return done(Err(format!("nothing answers {} in process", r.url)));
+            };
+            let req = Request { method: r.method, path: path.into(), headers: r.headers, body: r.body };
+            done(match responder.answer(&req) {
+                Answer::Response { status, headers, body } => Ok((status, headers, body)),
+                Answer::Drop => Err("connection closed without an answer".into()),
+            })
+        });
     }
 }
 
-/// The network, with the TLS client wasmtime-wasi-http uses (webpki roots).
+/// How long connecting (TCP and TLS) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Idle connections kept per host, and for how long.
+const IDLE_PER_HOST: usize = 64;
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Largest answer body taken from a remote service (Graph pages and token answers are far smaller).
+pub const MAX_ANSWER_BYTES: usize = 64 << 20;
+
+/// Why a request got no answer: the wasi:http error code and a description.
+#[derive(Debug)]
+pub struct SendError {
+    /// As `wasi:http` reports it to a component.
+    pub code: wasmtime_wasi_http::Error,
+    /// What happened, for a log line.
+    pub detail: String,
+}
+
+impl SendError {
+    fn new(code: wasmtime_wasi_http::Error, detail: impl Into<String>) -> Self {
+        SendError { code, detail: detail.into() }
+    }
+}
+
+type Pool = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Full<Bytes>,
+>;
+
+/// An HTTP/1.1 client that keeps connections (and their TLS sessions) alive and reuses them, with
+/// the webpki roots wasmtime-wasi-http's own sender trusts. wasmtime-wasi-http's default sender
+/// opens a new connection, and a new TLS handshake, for every request.
+#[derive(Clone)]
+pub struct HttpClient {
+    pool: Pool,
+}
+
+impl Default for HttpClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HttpClient {
+    /// A client with an empty pool. Connections belong to the tokio runtime that opened them.
+    pub fn new() -> Self {
+        let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let pool = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_max_idle_per_host(IDLE_PER_HOST)
+            .pool_idle_timeout(IDLE_TIMEOUT)
+            .build(https);
+        HttpClient { pool }
+    }
+
+    /// Send `request` (an absolute URL); its answer's head within `head_timeout`, then its whole
+    /// body (at most [`MAX_ANSWER_BYTES`]) with no gap longer than `body_timeout`.
+    pub async fn fetch(
+        &self,
+        request: http::Request<Full<Bytes>>,
+        head_timeout: Duration,
+        body_timeout: Duration,
+    ) -> Result<(http::response::Parts, Bytes), SendError> {
+        use wasmtime_wasi_http::Error as E;
+        let answer = tokio::time::timeout(head_timeout, self.pool.request(request))
+            .await
+            .map_err(|_| SendError::new(E::ConnectionReadTimeout, "no answer in time"))?;
+        let response = answer.map_err(|e| {
+            let detail = error_chain(&e);
+            SendError::new(if e.is_connect() { E::ConnectionRefused } else { E::HttpProtocolError }, detail)
+        })?;
+        let (parts, mut body) = response.into_parts();
+        let mut bytes = bytes::BytesMut::new();
+        loop {
+            let frame = tokio::time::timeout(body_timeout, body.frame())
+                .await
+                .map_err(|_| SendError::new(E::ConnectionReadTimeout, "the answer's body stalled"))?;
+            match frame {
+                None => break,
+                Some(Err(e)) => return Err(SendError::new(E::HttpResponseIncomplete, error_chain(&e))),
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        if bytes.len() + data.len() > MAX_ANSWER_BYTES {
+                            let detail = format!("the answer is larger than {MAX_ANSWER_BYTES} bytes");
+                            return Err(SendError::new(E::HttpResponseBodySize(None), detail));
+                        }
+                        bytes.extend_from_slice(&data);
+                    }
+                }
+            }
+        }
+        Ok((parts, bytes.freeze()))
+    }
+}
+
+/// An error and its sources, on one line.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out += &format!(": {s}");
+        source = s.source();
+    }
+    out
+}
+
+/// The network for driver jobs: a [`HttpClient`] on a runtime of its own, so its connections
+/// outlive any one job. Each request is a task on that runtime.
 pub struct Network {
     rt: tokio::runtime::Runtime,
+    client: HttpClient,
 }
 
 impl Network {
@@ -135,43 +260,32 @@ impl Network {
     pub fn new() -> Result<Self, String> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
+            .thread_name("callrecords-net")
             .enable_all()
             .build()
             .map_err(|e| e.to_string())?;
-        Ok(Network { rt })
+        Ok(Network { rt, client: HttpClient::new() })
     }
 }
 
 impl Transport for Network {
-    fn send(&self, r: &OutgoingRequest, timeout: Duration) -> Result<Reply, String> {
+    fn start(&self, r: OutgoingRequest, timeout: Duration, done: Done) {
         let mut b = http::Request::builder().method(r.method.as_str()).uri(r.url.as_str());
-        let authority = r.url.split("://").nth(1).and_then(|rest| rest.split('/').next()).unwrap_or_default();
-        b = b.header("Host", authority);
         for (k, v) in &r.headers {
             b = b.header(k, v);
         }
-        b = b.header("Content-Length", r.body.len());
-        let body = Full::new(Bytes::from(r.body.clone()))
-            .map_err(|e: std::convert::Infallible| -> wasmtime_wasi_http::Error { match e {} });
-        let req = b.body(body).map_err(|e| format!("bad request: {e}"))?;
-        let options = wasmtime_wasi_http::RequestOptions {
-            connect_timeout: Some(timeout),
-            first_byte_timeout: Some(timeout),
-            between_bytes_timeout: Some(timeout),
+        let request = match b.body(Full::new(Bytes::from(r.body))) {
+            Ok(req) => req,
+            Err(e) => return done(Err(format!("bad request: {e}"))),
         };
-        self.rt.block_on(async {
-            let (resp, io) =
-                wasmtime_wasi_http::default_send_request(req, Some(options)).await.map_err(|e| format!("{e:?}"))?;
-            let io = tokio::spawn(io);
-            let (parts, body) = resp.into_parts();
-            let body = tokio::time::timeout(timeout, body.collect())
-                .await
-                .map_err(|_| "answer body timed out".to_string())?
-                .map_err(|e| format!("{e:?}"))?
-                .to_bytes()
-                .to_vec();
-            io.abort();
-            Ok((parts.status.as_u16(), header_pairs(&parts.headers), body))
-        })
+        let client = self.client.clone();
+        self.rt.spawn(async move {
+            let answer = client.fetch(request, timeout, timeout).await;
+            done(
+                answer
+                    .map(|(parts, body)| (parts.status.as_u16(), header_pairs(&parts.headers), body.to_vec()))
+                    .map_err(|e| format!("{:?}: {}", e.code, e.detail)),
+            )
+        });
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use callrecords_test_kit::demo::{CONTOSO, DEMO_CLIENT_STATE};
-use callrecords_test_kit::standin::{self, Faults, StandIns};
+use callrecords_test_kit::standin::{self, Faults, Latency, StandIns};
 use serde_json::Value;
 
 use crate::cli::OutputText;
@@ -157,6 +157,96 @@ fn backfill_ships_every_call_then_resumes_from_its_checkpoint() {
     let c = checkpoint(&cp);
     assert_eq!((c["since"].as_str(), c["until"].as_str()), (Some(since), Some(later)));
     assert_eq!(c["completed_until"], later);
+}
+
+/// `kill -9` in the middle of a backfill at cloud latency, then the same command again: every call
+/// lands, the calls the checkpoint named are never shipped twice, and what is redone is only what
+/// had not been named yet (the calls in flight). The rerun's requests go over far fewer
+/// connections than requests: the sender keeps them alive.
+#[test]
+fn backfill_killed_mid_run_resumes_and_redoes_only_the_calls_in_flight() {
+    const CALLS: i64 = 300;
+    let dir = temp_dir("jobs-cli-backfill-kill");
+    let now = now_secs();
+    let (since, until) = (iso(now - 3 * 3600), iso(now - 3600));
+    let (_, s) = standin::start_http("127.0.0.1:0", |base| {
+        let mut s = StandIns::new(base, &callrecords_dir(), None, Faults::default())?;
+        for n in 0..CALLS {
+            let (record, participants) =
+                callrecords_test_kit::synth::peer_to_peer(n as u64, &iso(now - 3 * 3600 + 30 + n * 20));
+            s.add_call(&record, participants)?;
+        }
+        s.set_latency(Latency::CLOUD);
+        Ok(s)
+    })
+    .expect("stand-ins start");
+    let mut env = callrecords_test_kit::demo::demo_env(s.base(), "logs-ingestion");
+    env.push(("CALLRECORDS_MAX_IN_FLIGHT".into(), "64".into()));
+    let cp = dir.join("cp.json");
+    let args =
+        ["backfill", "--since", &since, "--until", &until, "--window-hours", "1", "--checkpoint", cp.to_str().unwrap()];
+    let named = |c: &Value| -> BTreeSet<String> {
+        c["shipped"].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_string)).collect()
+    };
+
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_callrecords"));
+    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("CALLRECORDS_")) {
+        cmd.env_remove(k);
+    }
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
+    let mut child = ChildGuard(cmd.spawn().expect("start the backfill"));
+    // Kill it once the checkpoint names 60 calls of the first window, while it is busy.
+    let started = std::time::Instant::now();
+    loop {
+        let c = std::fs::read(&cp).ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+        if c.as_ref().is_some_and(|c| c["completed_until"].is_null() && named(c).len() >= 60) {
+            break;
+        }
+        assert!(child.0.try_wait().unwrap().is_none(), "the backfill ended before it could be killed");
+        assert!(started.elapsed() < Duration::from_secs(120), "no checkpoint with 60 calls after 2 min");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.0.kill().expect("SIGKILL");
+    child.0.wait().unwrap();
+    let at_kill = checkpoint(&cp);
+    let checkpointed = named(&at_kill);
+    let landed_before = call_ids(&s);
+    assert!(checkpointed.is_subset(&landed_before), "the checkpoint names only calls whose rows were accepted");
+    let (conns, requests) = (s.counters().connections, s.counters().graph + s.counters().ingestion);
+
+    let out = run(&args, &env);
+    assert_ok(&out);
+    let line = summary_line(&out);
+    assert!(line.contains(&format!(", {} calls skipped (shipped before)", checkpointed.len())), "{line}");
+    let mut per_call: std::collections::BTreeMap<String, usize> = Default::default();
+    for row in &s.accepted()["TeamsCall_CL"] {
+        *per_call.entry(row["CallId"].as_str().unwrap().to_string()).or_default() += 1;
+    }
+    let synthetic: BTreeSet<String> = (0..CALLS).map(|n| format!("5a1e0000-0000-4000-8000-{n:012x}")).collect();
+    assert_eq!(per_call.keys().cloned().collect::<BTreeSet<_>>(), synthetic, "every call landed");
+    for id in &checkpointed {
+        assert_eq!(per_call[id], 1, "call {id} was in the checkpoint and shipped again");
+    }
+    let twice: BTreeSet<&String> = per_call.iter().filter(|(_, n)| **n > 1).map(|(id, _)| id).collect();
+    let not_named: BTreeSet<&String> = landed_before.difference(&checkpointed).collect();
+    assert!(twice.is_subset(&not_named), "only calls the checkpoint had not named yet are redone");
+    println!(
+        "killed after {} calls named, {} landed; the rerun redid {} ({} calls in all)",
+        checkpointed.len(),
+        landed_before.len(),
+        twice.len(),
+        per_call.len()
+    );
+    let c = checkpoint(&cp);
+    assert_eq!(c["completed_until"], until.as_str());
+    assert!(named(&c).is_empty(), "a finished backfill names no calls beyond its end");
+
+    // Connections kept alive: the rerun sent hundreds of requests over at most one per request in flight.
+    let (conns, requests) = (s.counters().connections - conns, s.counters().graph + s.counters().ingestion - requests);
+    assert!(requests >= 300, "{requests} requests");
+    assert!(conns <= 64 + 8, "{conns} connections for {requests} requests");
+    println!("rerun: {requests} requests over {conns} connections");
 }
 
 #[test]

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::{Arc, LazyLock};
 
 use callrecords_host::service::{Outbound, Served, ServiceHost};
+use callrecords_host::transport::HttpClient;
 use callrecords_test_kit::demo::{CONTOSO, DEMO_CLIENT_STATE, FABRIKAM};
 use callrecords_test_kit::standin::{Faults, Latency, StandIns};
 use serde_json::{Value, json};
@@ -22,7 +23,7 @@ pub static TOKIO: LazyLock<tokio::runtime::Runtime> =
 /// The service component compiled once for this binary; each test gets its own stand-ins.
 static COMPILED: LazyLock<()> = LazyLock::new(|| {
     // Compiling warms the on-disk cache every later ServiceHost loads from.
-    ServiceHost::embedded(vec![], Outbound::Network).expect("the service component loads");
+    ServiceHost::embedded(vec![], Outbound::Network(HttpClient::new())).expect("the service component loads");
 });
 
 pub fn callrecords_dir() -> std::path::PathBuf {
@@ -62,6 +63,18 @@ impl Rig {
     /// Rows accepted per table, counted.
     pub fn counts(&self) -> BTreeMap<String, usize> {
         self.standins.accepted().into_iter().map(|(k, v)| (k, v.len())).collect()
+    }
+
+    /// Rows accepted per table for one call.
+    pub fn counts_of(&self, call: &str) -> BTreeMap<String, usize> {
+        let mut out = BTreeMap::new();
+        for (table, rows) in self.standins.accepted() {
+            let n = rows.iter().filter(|r| r["CallId"] == call).count();
+            if n > 0 {
+                out.insert(table, n);
+            }
+        }
+        out
     }
 
     /// Distinct call ids in the accepted TeamsCall_CL rows.
@@ -383,6 +396,30 @@ fn a_token_that_expires_mid_run_is_replaced_once() {
     assert_eq!(r.counts(), expected_rows(GROUP));
     // Graph and Monitor at first, Graph (and Monitor) again after the expiry.
     assert!(r.standins.counters().tokens >= 3, "{:?}", r.standins.counters());
+}
+
+/// Each request runs in a fresh instance, but the host's `wasi:keyvalue` store outlives them: the
+/// tokens the first request got serve the next ones, and nothing shows them.
+#[test]
+fn tokens_are_kept_between_requests_in_the_hosts_store() {
+    let r = rig(Faults::default());
+    let calls = r.standins.call_ids();
+    assert!(calls.len() >= 4, "{calls:?}");
+    for call in &calls {
+        let served = r.post("/notify", &delivery(vec![item(call, CONTOSO, DEMO_CLIENT_STATE)]));
+        assert_eq!(served.status, 202, "{}", served.log);
+        assert_eq!(r.counts_of(call), expected_rows(call), "call {call}");
+    }
+    let c = r.standins.counters();
+    assert_eq!(c.tokens, 2, "a Graph and a Monitor token for {} requests: {c:?}", calls.len());
+    assert_eq!(r.host.keyvalue().len(), 1, "one document of saved tokens");
+    assert_eq!(format!("{:?}", r.host.keyvalue()), "KeyValue(1 keys)", "Debug shows no value");
+
+    // A host whose store lives for one request (stock `wasmtime serve -Skeyvalue`): a token each time.
+    r.host.keyvalue().clear();
+    let served = r.post("/notify", &delivery(vec![item(&calls[0], CONTOSO, DEMO_CLIENT_STATE)]));
+    assert_eq!(served.status, 202, "{}", served.log);
+    assert_eq!(r.standins.counters().tokens, 4);
 }
 
 #[test]

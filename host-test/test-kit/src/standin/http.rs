@@ -22,6 +22,7 @@ pub fn start_http(
             rt.block_on(async move {
                 let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
                 while let Ok((stream, _)) = listener.accept().await {
+                    s.connection_accepted();
                     let s = s.clone();
                     tokio::spawn(async move {
                         let service = hyper::service::service_fn(move |req| answer_http(s.clone(), req));

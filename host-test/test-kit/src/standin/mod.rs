@@ -75,6 +75,9 @@ pub struct Counters {
     pub throttled: u32,
     /// Most requests that were being answered at once.
     pub max_concurrent: u32,
+    /// TCP connections accepted (over HTTP, [`start_http`]); with kept-alive connections far
+    /// fewer than the requests.
+    pub connections: u32,
 }
 
 struct Call {
@@ -215,6 +218,13 @@ impl StandIns {
     /// What the stand-ins saw.
     pub fn counters(&self) -> Counters {
         self.state.lock().map(|s| s.counters.clone()).unwrap_or_default()
+    }
+
+    /// Count a TCP connection accepted.
+    pub(crate) fn connection_accepted(&self) {
+        if let Ok(mut s) = self.state.lock() {
+            s.counters.connections += 1;
+        }
     }
 
     /// Why the last request was refused as wrong (not as an injected fault).
