@@ -240,3 +240,20 @@ fn envoy_calls_of_one_post_are_fetched_together_at_cloud_latency() {
     let most = r.standins.counters().max_concurrent as usize;
     assert!(most >= calls.len(), "at most {most} requests were answered at once");
 }
+
+/// The filter's VM outlives its requests: the tokens one request got (kept in its root context)
+/// serve the next ones.
+#[test]
+fn envoy_keeps_its_tokens_for_the_next_requests_of_the_vm() {
+    let mut r = envoy(Faults::default());
+    let calls = r.standins.call_ids();
+    for call in &calls {
+        let ex = r.post("/notify", &delivery(vec![item(call, CONTOSO, DEMO_CLIENT_STATE)]));
+        assert_eq!(ex.status, 202, "{}", log_of(&ex));
+    }
+    let landed: BTreeSet<String> =
+        r.standins.accepted()["TeamsCall_CL"].iter().map(|row| row["CallId"].as_str().unwrap().to_string()).collect();
+    assert_eq!(landed, calls.iter().cloned().collect(), "every call landed");
+    let c = r.standins.counters();
+    assert_eq!(c.tokens, 2, "a Graph and a Monitor token for {} requests: {c:?}", calls.len());
+}
