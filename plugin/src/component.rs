@@ -367,6 +367,19 @@ impl wit::driver::GuestRun for Run {
             J::Renew(margin_minutes) => pipeline::Job::Renew { margin_minutes },
             J::Subscriptions => pipeline::Job::Subscriptions,
             J::Unsubscribe(id) => pipeline::Job::Unsubscribe(id),
+            J::Accept(r) => pipeline::Job::Accept(r.into()),
+            J::Drain(calls) => pipeline::Job::Drain(
+                calls
+                    .into_iter()
+                    .map(|c| pipeline::queue::QueuedCall {
+                        call_id: c.call_id,
+                        tenant_id: c.tenant_id,
+                        received_ms: c.received_ms,
+                        attempts: c.attempts,
+                        done_tables: c.done_tables,
+                    })
+                    .collect(),
+            ),
         };
         let run = pipeline::Run::start(config, job, now_ms)?;
         Ok(wit::driver::Run::new(Run(std::cell::RefCell::new(run))))

@@ -1292,3 +1292,127 @@ fn a_large_window_is_listed_only_as_fast_as_its_calls_are_fetched() {
     assert!(report.calls.len() <= kept, "the report lists {} calls", report.calls.len());
     assert_graph_limits(&host);
 }
+
+// ---------------------------------------------------------------------------------------------
+// 10. Queue mode.
+
+use callrecords::pipeline::queue::{Outcome, QueuedCall};
+
+fn queued(spec: &CallSpec, received_ms: u64, attempts: u32, done_tables: &[&str]) -> QueuedCall {
+    QueuedCall {
+        call_id: spec.id.clone(),
+        tenant_id: TENANT.into(),
+        received_ms,
+        attempts,
+        done_tables: done_tables.iter().map(|t| t.to_string()).collect(),
+    }
+}
+
+/// The edge judges and lists; it fetches nothing, so it answers at once.
+#[test]
+fn the_queue_edge_lists_each_accepted_call_once_and_sends_nothing() {
+    let specs: Vec<CallSpec> = (0..3).map(|i| CallSpec::new(i, 0, 1)).collect();
+    let mut request = notifications(&[ids(&specs), vec![specs[0].id.clone()]].concat());
+    let mut body: Value = serde_json::from_slice(&request.body).unwrap();
+    body["value"][2]["clientState"] = json!("forged");
+    request.body = serde_json::to_vec(&body).unwrap();
+    let mut host = Host::new(World::webhook(&specs), 1, Order::DueFirst, (20, 200));
+    let mut run = start(config(&[]), Job::Accept(request));
+    let report = host.drive(&mut run);
+    assert!(report.ok, "{:?}", report.error);
+    assert_eq!(report.response.status, 202);
+    assert!(host.sent.is_empty(), "the edge sent {:?}", host.sent.iter().map(|s| &s.kind).collect::<Vec<_>>());
+    let accepted: Vec<&str> = report.accepted.iter().map(|a| a.call_id.as_str()).collect();
+    assert_eq!(accepted, [specs[0].id.as_str(), specs[1].id.as_str()], "the forged one refused, the repeat folded");
+    assert!(report.accepted.iter().all(|a| a.tenant_id == TENANT && a.change_type == "created"));
+    assert_eq!((report.rejected, report.duplicates), (1, 1));
+}
+
+/// One drain turn: a call that ships, one Graph does not have yet (404, notified a minute ago),
+/// one it never will (404, notified three hours ago), one the app may not read (403), and one
+/// with a malformed id. Each gets the outcome Graph's rules give it.
+#[test]
+fn a_drain_turn_ships_retries_and_dead_letters_each_call_by_graphs_rules() {
+    let specs: Vec<CallSpec> = (0..4).map(|i| CallSpec::new(i, 0, 1)).collect();
+    let (young, old, forbidden) = (specs[1].id.clone(), specs[2].id.clone(), specs[3].id.clone());
+    let mut host =
+        Host::new(World::webhook(&specs), 2, Order::DueFirst, (20, 200)).with_fault(move |k, _, _| match k {
+            Kind::Record(id) if *id == young || *id == old => Some(Answer::Status(404, vec![])),
+            Kind::Record(id) if *id == forbidden => Some(Answer::Status(403, vec![])),
+            _ => None,
+        });
+    let mut bad = queued(&specs[0], NOW, 0, &[]);
+    bad.call_id = "../../users".into();
+    let calls = vec![
+        queued(&specs[0], NOW - 60_000, 0, &[]),
+        queued(&specs[1], NOW - 60_000, 2, &[]),
+        queued(&specs[2], NOW - 3 * 3_600_000, 0, &[]),
+        queued(&specs[3], NOW - 60_000, 0, &[]),
+        bad,
+    ];
+    let mut run = start(config(&[]), Job::Drain(calls));
+    let report = host.drive(&mut run);
+    assert_landed(&host, &report, &specs[..1], &[&specs[1].id, &specs[2].id, &specs[3].id]);
+    let o = &report.outcomes;
+    assert_eq!(o.len(), 5);
+    let version = fixture()["version"].as_i64().unwrap();
+    let rows = expected(&specs[0]).rows as u32;
+    assert_eq!(o[0], Outcome::Shipped { call_id: specs[0].id.clone(), tenant_id: TENANT.into(), version, rows });
+    match &o[1] {
+        // Its third attempt: the wait doubles from 30 s each time.
+        Outcome::Retry { attempts: 3, not_before_ms, reason, .. } => {
+            assert!(*not_before_ms >= NOW + 120_000 && *not_before_ms <= host.now + 120_000, "{not_before_ms}");
+            assert!(reason.contains("404"), "{reason}");
+        }
+        other => panic!("a young 404 is retried: {other:?}"),
+    }
+    match &o[2] {
+        Outcome::Dead { reason, .. } => assert!(reason.contains("404") && reason.contains("150"), "{reason}"),
+        other => panic!("an old 404 is dead: {other:?}"),
+    }
+    match &o[3] {
+        Outcome::Dead { reason, .. } => assert!(reason.contains("403"), "{reason}"),
+        other => panic!("a 403 is dead: {other:?}"),
+    }
+    match &o[4] {
+        Outcome::Dead { reason, .. } => assert!(reason.contains("malformed"), "{reason}"),
+        other => panic!("a bad id is dead: {other:?}"),
+    }
+}
+
+/// Logs Ingestion refuses the stream table for good (400) on the first turn: the call's other
+/// tables are accepted and remembered, and the next turn sends only the stream rows.
+#[test]
+fn a_drain_retry_sends_only_the_tables_that_were_not_accepted() {
+    let specs = vec![CallSpec::new(0, 0, 1)];
+    let cfg = || config(&[("CALLRECORDS_GZIP", "false")]);
+    let mut host = Host::new(World::webhook(&specs), 3, Order::DueFirst, (20, 200)).with_fault(|k, _, _| {
+        matches!(k, Kind::Ingest(t) if t == "TeamsCallStream_CL").then(|| Answer::Status(400, vec![]))
+    });
+    let mut run = start(cfg(), Job::Drain(vec![queued(&specs[0], NOW, 0, &[])]));
+    let report = host.drive(&mut run);
+    let done = match &report.outcomes[0] {
+        Outcome::Retry { done_tables, reason, attempts: 1, .. } => {
+            assert!(reason.contains("rows not accepted"), "{reason}");
+            done_tables.clone()
+        }
+        other => panic!("{other:?}"),
+    };
+    let mut want: Vec<String> = host.rows.iter().map(|(t, _)| t.clone()).collect();
+    want.sort();
+    want.dedup();
+    let mut got = done.clone();
+    got.sort();
+    assert_eq!(got, want, "the tables the ingestion stand-in accepted");
+    assert!(!done.contains(&"TeamsCallStream_CL".to_string()));
+
+    let mut host2 = Host::new(World::webhook(&specs), 4, Order::DueFirst, (20, 200));
+    let done_refs: Vec<&str> = done.iter().map(String::as_str).collect();
+    let mut run2 = start(cfg(), Job::Drain(vec![queued(&specs[0], NOW, 1, &done_refs)]));
+    let report2 = host2.drive(&mut run2);
+    assert!(matches!(report2.outcomes[0], Outcome::Shipped { .. }), "{:?}", report2.outcomes);
+    let tables: BTreeSet<&str> = host2.rows.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(tables, BTreeSet::from(["TeamsCallStream_CL"]), "only the refused table is sent again");
+    let streams = expected(&specs[0]).streams as usize;
+    assert_eq!(host2.rows.len(), streams, "every stream row, once");
+}

@@ -3,7 +3,7 @@
 //! merged, expanded into rows and left for shipping. The webhook and backfill jobs both fetch
 //! calls this way, many calls at once.
 
-use super::step::{Pending, Step};
+use super::step::{Failure, Pending, Step};
 use super::{CallDone, CallFailed, JobKind, Run};
 use crate::entra::Scope;
 use crate::http::OutgoingRequest;
@@ -121,11 +121,11 @@ impl Run {
                 }
                 self.finish_call_if_read(&id, now);
             }
-            Err(e) => self.call_failed(&id, format!("{what}: {e}")),
+            Err(e) => self.call_failed(&id, format!("{what}: {e}"), Failure::Unusable),
         }
     }
 
-    pub(super) fn call_step_failed(&mut self, call: CallStep, reason: String, now: u64) {
+    pub(super) fn call_step_failed(&mut self, call: CallStep, reason: String, why: Failure, now: u64) {
         match call {
             CallStep::Participants { id, .. } if self.fetches.contains_key(&id) => {
                 // participants_v2 is a complement: without it the record's own lists still give rows.
@@ -137,15 +137,16 @@ impl Run {
             }
             // Already given up (the other chain failed first).
             other if !self.fetches.contains_key(other.id()) => {}
-            other => self.call_failed(other.id(), reason),
+            other => self.call_failed(other.id(), reason, why),
         }
     }
 
     /// The call cannot be fetched: drop what was read of it and every request left for it.
-    fn call_failed(&mut self, id: &str, reason: String) {
+    fn call_failed(&mut self, id: &str, reason: String, why: Failure) {
         self.fetches.remove(id);
         self.queue.retain(|p| p.step.call_id() != Some(id));
-        self.report.failed.push(CallFailed { id: id.into(), reason: reason.clone() });
+        let (status, malformed) = (why.status(), why == Failure::Unusable);
+        self.report.failed.push(CallFailed { id: id.into(), reason: reason.clone(), status, malformed });
         self.report.failed_count += 1;
         if self.job_kind == JobKind::Backfill {
             keep_latest(&mut self.report.failed);
@@ -170,24 +171,34 @@ impl Run {
         });
         match result {
             Ok((merged, tables, seed)) => {
-                let mut rows = 0;
-                for t in tables {
-                    rows += t.rows.len() as u32;
-                    self.keep_unshipped(t.table.name, t.rows, now);
-                }
+                // Tables an earlier attempt shipped (a queued call's retry) are not sent again.
+                let done = self.done_tables.remove(id).unwrap_or_default();
+                let mut all: Vec<(&'static str, Vec<String>)> =
+                    tables.into_iter().map(|t| (t.table.name, t.rows)).collect();
                 if let Some(seed) = seed {
-                    rows += 1;
-                    self.keep_unshipped(schema::SEED.name, vec![seed], now);
+                    all.push((schema::SEED.name, vec![seed]));
                 }
-                self.report.calls.push(CallDone { id: id.into(), version: record_version(&merged), rows });
+                let (mut rows, mut with_rows) = (0, vec![]);
+                for (table, table_rows) in all {
+                    if done.contains(table) || table_rows.is_empty() {
+                        continue;
+                    }
+                    rows += table_rows.len() as u32;
+                    with_rows.push(table);
+                    self.keep_unshipped(table, table_rows, now);
+                }
+                let version = record_version(&merged);
+                let call = CallDone { id: id.into(), version, rows, shipped: false, tables_accepted: vec![] };
+                self.report.calls.push(call);
                 self.report.calls_done += 1;
+                self.shipping.entry(id.to_string()).or_default().accepted.extend(done);
+                self.expanded(id, with_rows);
                 if self.job_kind == JobKind::Backfill {
                     keep_latest(&mut self.report.calls);
-                    self.expanded_unshipped.push(id.into());
                     self.progress = Some(self.progress_now(None));
                 }
             }
-            Err(e) => self.call_failed(id, format!("expand: {e}")),
+            Err(e) => self.call_failed(id, format!("expand: {e}"), Failure::Unusable),
         }
     }
 }

@@ -22,10 +22,12 @@
 //! | `pipeline/ship.rs` | rows into batches and ingestion requests (Logs Ingestion, Data Collector, forward) |
 //! | `pipeline/webhook.rs` | the webhook job: notifications to fetch, lifecycle events to act on, resyncs |
 //! | `pipeline/backfill.rs` | the backfill job: windows, List callRecords pages, progress |
+//! | `pipeline/queue.rs` | queue mode: the webhook edge that only accepts, the workers' drain job, and what a failed call leads to (retry, dead letter) |
 //! | `pipeline/subscriptions.rs` | subscription jobs and lifecycle actions: create, renew, reauthorize, list, delete |
 
 mod backfill;
 mod fetch;
+pub mod queue;
 mod ratelimit;
 mod retry;
 mod ship;
@@ -87,6 +89,13 @@ pub enum Job {
     Subscriptions,
     /// Delete a subscription.
     Unsubscribe(String),
+    /// Queue mode's webhook edge: judge the request (and act on lifecycle events) like
+    /// [`Job::Webhook`], but only list the accepted notifications ([`Report::accepted`]) for the
+    /// host to commit before it answers.
+    Accept(IncomingRequest),
+    /// Queue mode's worker: fetch and ship these queued calls, with no deadline; the report's
+    /// [`Report::outcomes`] say what becomes of each.
+    Drain(Vec<queue::QueuedCall>),
 }
 
 /// The next thing the host must do.
@@ -143,8 +152,12 @@ pub struct CallDone {
     pub id: String,
     /// callRecord version.
     pub version: i64,
-    /// Rows it gave, all tables.
+    /// Rows it gave, all tables (without the tables an earlier attempt shipped).
     pub rows: u32,
+    /// Every table's rows were accepted.
+    pub shipped: bool,
+    /// The tables whose rows were accepted (by this run or, for a queued call, an earlier one).
+    pub tables_accepted: Vec<String>,
 }
 
 /// A call that could not be fetched.
@@ -154,6 +167,11 @@ pub struct CallFailed {
     pub id: String,
     /// Why.
     pub reason: String,
+    /// The HTTP status of the answer that decided it; 0 when there was none (no answer, or an
+    /// answer that could not be read).
+    pub status: u16,
+    /// What Graph sent (or the id) is unusable: asking again cannot help.
+    pub malformed: bool,
 }
 
 /// A resync the operator (or `callrecords serve`) must run: `callrecords backfill --since … --until …`.
@@ -217,6 +235,12 @@ pub struct Report {
     pub subscriptions: Vec<Subscription>,
     /// Why the job is not `ok`.
     pub error: Option<String>,
+    /// Queue mode's edge: the notifications to commit to the queue.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub accepted: Vec<queue::Accepted>,
+    /// Queue mode's drain: what becomes of each queued call.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub outcomes: Vec<queue::Outcome>,
 }
 
 impl Report {
@@ -243,6 +267,8 @@ impl Report {
             resync: None,
             subscriptions: vec![],
             error: None,
+            accepted: vec![],
+            outcomes: vec![],
         }
     }
 
@@ -269,8 +295,12 @@ pub struct Run {
     sent: HashMap<String, VecDeque<u64>>,
     /// Until when a service (a Graph tenant, the ingestion endpoint) is held back after a 429.
     holds: HashMap<String, u64>,
-    /// Calls whose rows are in `unshipped` (a backfill's; see `ship.rs`).
-    expanded_unshipped: Vec<String>,
+    /// Calls whose rows are in `unshipped`, with the tables they have rows in (see `ship.rs`).
+    expanded_unshipped: Vec<(String, Vec<&'static str>)>,
+    /// Calls whose rows are being shipped.
+    shipping: HashMap<String, ship::Shipping>,
+    /// Tables of a queued call that an earlier attempt shipped.
+    done_tables: HashMap<String, std::collections::BTreeSet<String>>,
     /// Flushes whose batches are not all accepted yet, by number.
     flushes: HashMap<u64, ship::Flush>,
     next_flush: u64,
@@ -282,6 +312,12 @@ pub struct Run {
     unshipped_bytes: usize,
     backfill: Option<Backfill>,
     renew_margin_ms: u64,
+    /// A webhook job that only lists what it accepts ([`Job::Accept`]).
+    accept_only: bool,
+    /// A drain job's calls.
+    drain: Vec<queue::QueuedCall>,
+    /// The latest `now` a host gave.
+    last_now: u64,
     progress: Option<Progress>,
     report: Report,
     finished: bool,
@@ -291,6 +327,7 @@ pub struct Run {
 enum JobKind {
     Webhook,
     Backfill,
+    Drain,
     Other,
 }
 
@@ -299,8 +336,9 @@ impl Run {
     /// request) is finished at once: the first [`Run::next`] returns [`Action::Done`].
     pub fn start(config: Config, job: Job, now: u64) -> crate::Result<Run> {
         let job_kind = match job {
-            Job::Webhook(_) => JobKind::Webhook,
+            Job::Webhook(_) | Job::Accept(_) => JobKind::Webhook,
             Job::Backfill { .. } => JobKind::Backfill,
+            Job::Drain(_) => JobKind::Drain,
             _ => JobKind::Other,
         };
         let deadline = (job_kind == JobKind::Webhook).then(|| now + u64::from(config.deadline_ms));
@@ -318,6 +356,8 @@ impl Run {
             sent: HashMap::new(),
             holds: HashMap::new(),
             expanded_unshipped: vec![],
+            shipping: HashMap::new(),
+            done_tables: HashMap::new(),
             flushes: HashMap::new(),
             next_flush: 1,
             newly_shipped: vec![],
@@ -325,6 +365,9 @@ impl Run {
             unshipped_bytes: 0,
             backfill: None,
             renew_margin_ms: 0,
+            accept_only: false,
+            drain: vec![],
+            last_now: now,
             progress: None,
             report: Report::new(),
             finished: false,
@@ -332,6 +375,16 @@ impl Run {
         let own = run.config.credentials.tenant_id.clone();
         match job {
             Job::Webhook(request) => run.start_webhook(&request, now),
+            Job::Accept(request) => {
+                run.accept_only = true;
+                run.start_webhook(&request, now)
+            }
+            Job::Drain(calls) => {
+                run.start_drain(calls);
+                if run.queue.is_empty() {
+                    run.finish(now);
+                }
+            }
             Job::Backfill { since, until, window_hours, skip } => {
                 run.backfill = Some(backfill_windows(&since, &until, window_hours, skip, now)?);
                 run.queue.push_back(Pending::new(Step::ListPage { link: None }));
@@ -359,6 +412,7 @@ impl Run {
 
     /// The next action, at `now` (Unix ms).
     pub fn next(&mut self, now: u64) -> Action {
+        self.last_now = self.last_now.max(now);
         if let Some(mut p) = self.progress.take() {
             p.shipped = std::mem::take(&mut self.newly_shipped);
             return Action::Progress(p);
@@ -435,7 +489,7 @@ impl Run {
                 Some(Action::Send { id, request, timeout_ms })
             }
             Err(e) => {
-                self.step_failed(pending.step, e.to_string(), now);
+                self.step_failed(pending.step, e.to_string(), step::Failure::Unusable, now);
                 None
             }
         }
@@ -481,17 +535,19 @@ impl Run {
         body: &[u8],
         now: u64,
     ) -> crate::Result<()> {
+        self.last_now = self.last_now.max(now);
         let (pending, sent_bytes) = self.take_in_flight(id)?;
         match check_response(status, headers, body, now / 1000) {
             Ok(()) => self.on_success(pending, sent_bytes, body, now),
             Err(Error::Service(e)) => self.on_error(pending, e, now),
-            Err(other) => self.step_failed(pending.step, other.to_string(), now),
+            Err(other) => self.step_failed(pending.step, other.to_string(), step::Failure::Unusable, now),
         }
         Ok(())
     }
 
     /// The request sent with `id` got no answer (connection refused, reset, timeout).
     pub fn transport_error(&mut self, id: u64, reason: &str, now: u64) -> crate::Result<()> {
+        self.last_now = self.last_now.max(now);
         let (pending, _) = self.take_in_flight(id)?;
         let e = ServiceError {
             status: 0,
@@ -530,10 +586,13 @@ impl Run {
         None
     }
 
-    fn finish(&mut self, _now: u64) {
+    fn finish(&mut self, now: u64) {
         self.finished = true;
         if let Some(b) = &self.backfill {
             self.report.skipped = b.skipped;
+        }
+        if self.job_kind == JobKind::Drain {
+            self.finish_drain(now.max(self.last_now));
         }
         let status = if self.report.ok { if self.job_kind == JobKind::Webhook { 202 } else { 200 } } else { 503 };
         let body = serde_json::to_vec(&self.report).unwrap_or_default();
@@ -553,6 +612,7 @@ impl Run {
         self.in_flight.clear();
         self.unshipped.clear();
         self.expanded_unshipped.clear();
+        self.shipping.clear();
         self.flushes.clear();
         self.fetches.clear();
         self.finish(0);

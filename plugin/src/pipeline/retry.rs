@@ -6,7 +6,7 @@
 //! or too many attempts, gives the step up.
 
 use super::Run;
-use super::step::{Pending, Step};
+use super::step::{Failure, Pending, Step};
 use crate::error::{Error, ServiceError};
 
 /// Attempts per request within a webhook's budget (retryable failures only).
@@ -54,6 +54,7 @@ impl Run {
             self.queue.push_front(pending);
             return;
         }
-        self.step_failed(pending.step, message, now);
+        let why = if e.status == 0 { Failure::NoAnswer } else { Failure::Status(e.status) };
+        self.step_failed(pending.step, message, why, now);
     }
 }

@@ -7,11 +7,13 @@
 //! left, when a batch's worth has gathered, or (a backfill, which ships as it goes) when the
 //! oldest has waited [`FLUSH_AFTER_MS`].
 //!
-//! Each flush is numbered and knows the calls whose rows it took. Once every batch of a flush is
-//! accepted, those calls are shipped: a backfill reports them in its next progress, so that its
-//! checkpoint moves call by call and a rerun skips them. A flush with a batch that was not
-//! accepted reports none of its calls (a rerun does them again).
+//! Each flush is numbered and knows the calls whose rows it took, and which tables each has rows
+//! in. Once every batch of a table in a flush is settled, that table is settled for those calls;
+//! a call whose tables were all accepted is shipped (a backfill names it in its next progress, so
+//! its checkpoint moves call by call). A call with a table refused is not shipped, and the tables
+//! that were accepted are reported (`tables_accepted`), so that a queue's retry sends only the rest.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::step::{Pending, Step};
@@ -26,12 +28,27 @@ pub const FLUSH_AFTER_MS: u64 = 2_000;
 /// Rows of this many bytes make a batch worth sending at once.
 const FLUSH_AT_BYTES: usize = monitor::LOGS_INGESTION_MAX_BYTES;
 
-/// The batches of one flush still to be accepted, and the calls whose rows it holds.
+/// One flush: per table, its batches not settled yet (and whether one was refused); and the calls
+/// whose rows it took, each with the tables it has rows in.
 #[derive(Default)]
 pub(super) struct Flush {
+    tables: BTreeMap<&'static str, Tally>,
+    calls: Vec<(String, Vec<&'static str>)>,
+}
+
+#[derive(Default, Clone, Copy)]
+struct Tally {
     outstanding: u32,
-    calls: Vec<String>,
-    failed: bool,
+    refused: bool,
+}
+
+/// A call whose rows are being shipped: the tables still to settle, those accepted (including
+/// the ones an earlier attempt had shipped), and whether one was refused.
+#[derive(Default)]
+pub(super) struct Shipping {
+    pending: BTreeSet<&'static str>,
+    pub(super) accepted: BTreeSet<String>,
+    refused: bool,
 }
 
 impl Run {
@@ -40,6 +57,13 @@ impl Run {
         self.unshipped_bytes += rows.iter().map(|r| r.len() + 1).sum::<usize>();
         self.unshipped_since.get_or_insert(now);
         self.unshipped.entry(table).or_default().extend(rows);
+    }
+
+    /// Call `id` was expanded: its rows of `tables` wait in `unshipped` for the next flush.
+    pub(super) fn expanded(&mut self, id: &str, tables: Vec<&'static str>) {
+        let s = self.shipping.entry(id.to_string()).or_default();
+        s.pending.extend(tables.iter().copied());
+        self.expanded_unshipped.push((id.to_string(), tables));
     }
 
     /// Whether the rows kept so far should be batched and sent now (see the module docs).
@@ -59,25 +83,36 @@ impl Run {
         self.next_flush += 1;
         let mut f = Flush { calls: std::mem::take(&mut self.expanded_unshipped), ..Flush::default() };
         for (table, rows) in std::mem::take(&mut self.unshipped) {
+            let tally = f.tables.entry(table).or_default();
             for s in ship_steps(table, &rows, &self.config.sink, flush) {
                 match s {
                     Ok(step) => {
-                        f.outstanding += 1;
+                        tally.outstanding += 1;
                         self.queue.push_back(Pending::new(step));
                     }
                     Err(e) => {
-                        f.failed = true;
+                        tally.refused = true;
                         self.ship_failed(rows.len(), format!("{table}: {e}"));
                     }
                 }
             }
         }
+        // Calls without rows, and tables whose every batch was refused at once, settle now.
+        let calls: Vec<(String, Vec<&'static str>)> = f.calls.iter().filter(|(_, t)| t.is_empty()).cloned().collect();
+        let done: Vec<(&'static str, bool)> =
+            f.tables.iter().filter(|(_, t)| t.outstanding == 0).map(|(n, t)| (*n, !t.refused)).collect();
         self.flushes.insert(flush, f);
-        self.settle_if_done(flush);
+        for (id, _) in calls {
+            self.call_settled(&id);
+        }
+        for (table, accepted) in done {
+            self.table_settled(flush, table, accepted);
+        }
+        self.forget_if_settled(flush);
     }
 
-    /// Queue the two halves of `rows`, a batch of `flush` the endpoint found too large (413),
-    /// ahead of the rest and in their order.
+    /// Queue the two halves of `rows`, a batch of `table` in `flush` the endpoint found too large
+    /// (413), ahead of the rest and in their order.
     pub(super) fn ship_halves(&mut self, table: &'static str, rows: &[String], flush: u64) {
         let (a, b) = rows.split_at(rows.len() / 2);
         let mut queued = 0;
@@ -97,33 +132,75 @@ impl Run {
             }
         }
         // The halves replace the batch that was too large.
-        if let Some(f) = self.flushes.get_mut(&flush) {
-            f.outstanding = f.outstanding + queued - 1;
-            f.failed |= failed;
+        let tally = self.flushes.get_mut(&flush).and_then(|f| f.tables.get_mut(table));
+        if let Some(t) = tally {
+            t.outstanding = t.outstanding + queued - 1;
+            t.refused |= failed;
+            if t.outstanding == 0 {
+                let accepted = !t.refused;
+                self.table_settled(flush, table, accepted);
+                self.forget_if_settled(flush);
+            }
         }
-        self.settle_if_done(flush);
     }
 
-    /// One batch of `flush` is settled: accepted, or given up.
-    pub(super) fn batch_settled(&mut self, flush: u64, accepted: bool) {
-        if let Some(f) = self.flushes.get_mut(&flush) {
-            f.outstanding = f.outstanding.saturating_sub(1);
-            f.failed |= !accepted;
+    /// One batch of `table` in `flush` is settled: accepted, or given up.
+    pub(super) fn batch_settled(&mut self, flush: u64, table: &'static str, accepted: bool) {
+        let tally = self.flushes.get_mut(&flush).and_then(|f| f.tables.get_mut(table));
+        if let Some(t) = tally {
+            t.outstanding = t.outstanding.saturating_sub(1);
+            t.refused |= !accepted;
+            if t.outstanding == 0 {
+                let accepted = !t.refused;
+                self.table_settled(flush, table, accepted);
+                self.forget_if_settled(flush);
+            }
         }
-        self.settle_if_done(flush);
     }
 
-    /// Once no batch of `flush` is left: its calls are shipped, unless one was not accepted.
-    fn settle_if_done(&mut self, flush: u64) {
-        if self.flushes.get(&flush).is_some_and(|f| f.outstanding == 0)
-            && let Some(f) = self.flushes.remove(&flush)
-            && !f.failed
-            && !f.calls.is_empty()
-        {
-            self.newly_shipped.extend(f.calls);
+    /// Every batch of `table` in `flush` is settled: so is that table for each call of the flush.
+    fn table_settled(&mut self, flush: u64, table: &'static str, accepted: bool) {
+        let calls: Vec<String> = match self.flushes.get_mut(&flush) {
+            Some(f) => {
+                f.tables.remove(table);
+                f.calls.iter().filter(|(_, t)| t.contains(&table)).map(|(id, _)| id.clone()).collect()
+            }
+            None => return,
+        };
+        for id in calls {
+            if let Some(s) = self.shipping.get_mut(&id) {
+                s.pending.remove(table);
+                if accepted {
+                    s.accepted.insert(table.to_string());
+                } else {
+                    s.refused = true;
+                }
+            }
+            self.call_settled(&id);
+        }
+    }
+
+    /// Once no table of call `id` is left to settle: shipped when every one was accepted.
+    fn call_settled(&mut self, id: &str) {
+        if !self.shipping.get(id).is_some_and(|s| s.pending.is_empty()) {
+            return;
+        }
+        let Some(s) = self.shipping.remove(id) else { return };
+        if let Some(c) = self.report.calls.iter_mut().rev().find(|c| c.id == id) {
+            c.shipped = !s.refused;
+            c.tables_accepted = s.accepted.iter().cloned().collect();
+        }
+        if !s.refused {
+            self.newly_shipped.push(id.to_string());
             if self.job_kind == JobKind::Backfill {
                 self.progress = Some(self.progress_now(None));
             }
+        }
+    }
+
+    fn forget_if_settled(&mut self, flush: u64) {
+        if self.flushes.get(&flush).is_some_and(|f| f.tables.is_empty()) {
+            self.flushes.remove(&flush);
         }
     }
 
@@ -155,14 +232,14 @@ impl Run {
     }
 
     /// The sink accepted a batch of `rows` rows whose body was `sent_bytes` long.
-    pub(super) fn on_shipped(&mut self, table: &str, rows: usize, sent_bytes: usize, flush: u64) {
+    pub(super) fn on_shipped(&mut self, table: &'static str, rows: usize, sent_bytes: usize, flush: u64) {
         *self.report.rows.entry(table.to_string()).or_default() += rows as u64;
         self.report.ingestion_requests += 1;
         self.report.ingestion_bytes += sent_bytes as u64;
         if self.job_kind == JobKind::Backfill {
             self.progress = Some(self.progress_now(None));
         }
-        self.batch_settled(flush, true);
+        self.batch_settled(flush, table, true);
     }
 
     pub(super) fn ship_failed(&mut self, rows: usize, reason: String) {

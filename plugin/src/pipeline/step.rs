@@ -23,6 +23,27 @@ pub(super) enum Step {
     Subscription(SubscriptionStep),
 }
 
+/// Why a step gave up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Failure {
+    /// The service answered with this HTTP status (after the retries it allows).
+    Status(u16),
+    /// No answer came (refused, reset, timed out), after the retries.
+    NoAnswer,
+    /// The request could not be built, or the answer could not be used: asking again cannot help.
+    Unusable,
+}
+
+impl Failure {
+    /// The HTTP status, 0 for none.
+    pub(super) fn status(self) -> u16 {
+        match self {
+            Failure::Status(s) => s,
+            _ => 0,
+        }
+    }
+}
+
 /// A step in the queue, with its attempts so far.
 #[derive(Debug, Clone)]
 pub(super) struct Pending {
@@ -63,15 +84,15 @@ impl Run {
         }
     }
 
-    /// `step` will not succeed (refused, or out of attempts): what that means for the job.
-    pub(super) fn step_failed(&mut self, step: Step, reason: String, now: u64) {
+    /// `step` will not succeed (`why`, described by `reason`): what that means for the job.
+    pub(super) fn step_failed(&mut self, step: Step, reason: String, why: Failure, now: u64) {
         match step {
             Step::Token { scope, .. } => self.token_failed(scope, reason),
-            Step::Call(call) => self.call_step_failed(call, reason, now),
+            Step::Call(call) => self.call_step_failed(call, reason, why, now),
             Step::ListPage { .. } => self.fatal(format!("List callRecords: {reason}")),
             Step::Ship { table, rows, flush, .. } => {
                 self.ship_failed(rows.len(), format!("{table}: {reason}"));
-                self.batch_settled(flush, false);
+                self.batch_settled(flush, table, false);
             }
             Step::Subscription(s) => self.subscription_failed(s, reason),
         }

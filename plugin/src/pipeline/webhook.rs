@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 
+use super::queue::Accepted;
 use super::step::{Pending, Step};
 use super::subscriptions::SubscriptionStep;
 use super::{Resync, Run, instant};
@@ -27,7 +28,13 @@ impl Run {
         }
         let mut seen = HashSet::new();
         for n in outcome.notifications {
-            if seen.insert(n.call_id.clone()) {
+            if !seen.insert(n.call_id.clone()) {
+                continue;
+            }
+            if self.accept_only {
+                let change_type = n.change_type;
+                self.report.accepted.push(Accepted { call_id: n.call_id, tenant_id: n.tenant_id, change_type });
+            } else {
                 self.queue_call(n.call_id, n.tenant_id);
             }
         }
