@@ -26,6 +26,36 @@ struct Cli {
     command: Command,
 }
 
+/// Queue mode's options.
+#[derive(clap::Args)]
+struct QueueArgs {
+    /// The queue's SQLite file (default: <workspace>/queue.sqlite3).
+    #[arg(long)]
+    queue: Option<PathBuf>,
+    /// Worker threads.
+    #[arg(long, default_value_t = 4)]
+    workers: usize,
+    /// Calls a worker takes per turn.
+    #[arg(long, default_value_t = 25)]
+    batch: usize,
+    /// How long a worker's claim holds a call before another may take it (renewed while it works).
+    #[arg(long, default_value_t = 60)]
+    lease_seconds: u64,
+}
+
+impl QueueArgs {
+    fn resolve(&self, workspace: &std::path::Path) -> (PathBuf, callrecords_host::worker::WorkerOptions) {
+        let path = self.queue.clone().unwrap_or_else(|| workspace.join("queue.sqlite3"));
+        let workers = callrecords_host::worker::WorkerOptions {
+            workers: self.workers.max(1),
+            batch: self.batch.max(1),
+            lease: std::time::Duration::from_secs(self.lease_seconds.max(1)),
+            ..Default::default()
+        };
+        (path, workers)
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// The offline pipeline over the sample data: webhook requests -> callRecords (paged, from a
@@ -89,10 +119,11 @@ enum Command {
         /// The component or Fluent Bit module (.wasm).
         wasm: PathBuf,
     },
-    /// The Graph webhook service: the service component on a local address. Without
-    /// CALLRECORDS_TENANT_ID it runs the embedded default (local Graph, login and ingestion
-    /// stand-ins; rows land in ./workspace/<Table>.ndjson); with the CALLRECORDS_* settings it talks
-    /// to Graph and Azure Monitor.
+    /// The Graph webhook service on a local address. Without CALLRECORDS_TENANT_ID it runs the
+    /// embedded default (local Graph, login and ingestion stand-ins; rows land in
+    /// ./workspace/<Table>.ndjson); with the CALLRECORDS_* settings it talks to Graph and Azure
+    /// Monitor. Queue mode (the default) commits each delivery to a SQLite queue before it
+    /// answers 202 and drains it with workers; --inline fetches and ships inside the request.
     Serve {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -100,9 +131,32 @@ enum Command {
         /// The sample folder the embedded Graph stand-in serves.
         #[arg(long, default_value = "examples/graph")]
         examples: PathBuf,
-        /// Where the embedded ingestion stand-in appends rows.
+        /// Where the embedded ingestion stand-in appends rows, and the queue's default place.
         #[arg(long, default_value = "workspace")]
         workspace: PathBuf,
+        /// Inline mode: no queue; answer Graph only after every row was accepted.
+        #[arg(long)]
+        inline: bool,
+        #[command(flatten)]
+        queue: QueueArgs,
+    },
+    /// Queue mode's workers only, on a queue that `serve` (or other `work` processes) share.
+    Work {
+        #[command(flatten)]
+        queue: QueueArgs,
+        /// Where the queue is when --queue is not given.
+        #[arg(long, default_value = "workspace")]
+        workspace: PathBuf,
+    },
+    /// List the calls queue mode gave up on, with the reason (JSON per line); --requeue puts them
+    /// back on the queue.
+    DeadLetters {
+        /// The queue file.
+        #[arg(long, default_value = "workspace/queue.sqlite3")]
+        queue: PathBuf,
+        /// Put every dead letter back on the queue.
+        #[arg(long)]
+        requeue: bool,
     },
     /// Only the local stand-ins (Graph, login, ingestion), e.g. for `wasmtime serve`; prints the
     /// CALLRECORDS_* settings that point at them.
@@ -264,9 +318,28 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 .map_err(|e| e.to_string())?;
             out(&header)?;
         }
-        Command::Serve { listen, examples, workspace } => {
+        Command::Serve { listen, examples, workspace, inline, queue } => {
             let examples = find_examples(&examples)?;
-            serve::run(serve::Options { listen, examples, workspace })?;
+            let (path, workers) = queue.resolve(&workspace);
+            let queue = (!inline).then_some(path);
+            serve::run(serve::Options { listen, examples, workspace, queue, workers })?;
+        }
+        Command::Work { queue, workspace } => {
+            let (path, workers) = queue.resolve(&workspace);
+            serve::work(&path, workers)?;
+        }
+        Command::DeadLetters { queue, requeue } => {
+            if !queue.exists() {
+                return Err(format!("no queue at {}", queue.display()));
+            }
+            let q = callrecords_host::queue::Queue::open(&queue)?;
+            for d in q.dead_letters()? {
+                out(&serde_json::to_string(&d).map_err(|e| e.to_string())?)?;
+            }
+            if requeue {
+                let n = q.requeue_dead(jobs::now_ms())?;
+                out(&format!("requeued {n} dead letters"))?;
+            }
         }
         Command::StandIns { listen, examples, workspace, sink } => {
             let records = find_examples(&examples)?.join("callrecords");

@@ -1,7 +1,16 @@
-//! `callrecords serve`: the service component as the Graph webhook on a local address, with the
-//! embedded default (local Graph, token and ingestion stand-ins, rows into `./workspace/`) when no
-//! Azure settings are given, and real Graph + Azure Monitor when they are. A resync the component
-//! asks for (after `missed` or a recreated subscription) is run as a backfill in the background.
+//! `callrecords serve`: the Graph webhook on a local address, with the embedded default (local
+//! Graph, token and ingestion stand-ins, rows into `./workspace/`) when no Azure settings are
+//! given, and real Graph + Azure Monitor when they are.
+//!
+//! - **Queue mode** (the default): each delivery is judged by the core (`accept` job), its
+//!   notifications committed to the SQLite queue, and only then answered 202 (503 if the commit
+//!   failed); workers drain the queue with the concurrent pipeline (`drain` job), with no 3 s
+//!   window. `GET /healthz` and `GET /metrics` tell how it goes.
+//! - **Inline mode** (`--inline`): the service component fetches and ships inside the request and
+//!   answers 202 only when every row was accepted (what `wasmtime serve` does).
+//!
+//! A resync the core asks for (after `missed` or a recreated subscription) is run as a backfill in
+//! the background.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -10,7 +19,10 @@ use std::sync::Arc;
 use callrecords_host::Runtime;
 use callrecords_host::bindings::driver::{BackfillWindow, Job};
 use callrecords_host::service::{OnServed, Outbound, Served, ServiceHost};
+use callrecords_host::edge;
+use callrecords_host::queue::Queue;
 use callrecords_host::transport::{HttpClient, Network, Transport};
+use callrecords_host::worker::{self, Metrics, WorkerOptions};
 use callrecords_test_kit::demo::{self, DEMO_CLIENT_STATE};
 use callrecords_test_kit::standin::{self, Faults, StandIns};
 
@@ -26,7 +38,12 @@ pub struct Options {
     pub examples: PathBuf,
     /// Where the embedded default's ingestion stand-in writes rows.
     pub workspace: PathBuf,
+    /// Queue mode's store (`None`: inline mode).
+    pub queue: Option<PathBuf>,
+    /// Queue mode's workers.
+    pub workers: WorkerOptions,
 }
+
 
 /// The `CALLRECORDS_*` variables of this process.
 pub fn process_env() -> Vec<(String, String)> {
@@ -54,14 +71,27 @@ pub fn run(opts: Options) -> Result<(), String> {
         standins = Some(s);
     }
     let settings = rt.describe_settings(&env).map_err(|e| format!("settings: {e}"))?;
-    let host = Arc::new(ServiceHost::embedded(env.clone(), Outbound::Network(HttpClient::new()))?);
+    let queue = match &opts.queue {
+        Some(path) => Some(Arc::new(Queue::open(path)?)),
+        None => None,
+    };
     let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
     let listener = tokio
         .block_on(tokio::net::TcpListener::bind(&opts.listen))
         .map_err(|e| format!("cannot listen on {}: {e}", opts.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
 
-    let mut banner = vec![format!("callrecords serve: the service component on http://{addr}/ (any path)")];
+    let mut banner = match &queue {
+        Some(q) => vec![
+            format!("callrecords serve (queue mode): the webhook on http://{addr}/ (any path); GET /healthz, GET /metrics"),
+            format!(
+                "  deliveries are committed to {} before the 202; {} workers drain it",
+                q.path().display(),
+                opts.workers.workers
+            ),
+        ],
+        None => vec![format!("callrecords serve (inline mode): the service component on http://{addr}/ (any path)")],
+    };
     if let Some(s) = &standins {
         banner.push(format!(
             "embedded default: no CALLRECORDS_TENANT_ID, so Graph, login and ingestion are local stand-ins at {}",
@@ -87,6 +117,10 @@ pub fn run(opts: Options) -> Result<(), String> {
     }
     let _ = std::io::stdout().flush();
 
+    if let Some(queue) = queue {
+        return run_queue_mode(rt, env, queue, opts.workers, &tokio, listener);
+    }
+    let host = Arc::new(ServiceHost::embedded(env.clone(), Outbound::Network(HttpClient::new()))?);
     let resync_env = env.clone();
     let on_served: OnServed = Arc::new(move |method, path, served| {
         println!("{}", console_line(method, path, served));
@@ -107,6 +141,71 @@ pub fn console_line(method: &str, path: &str, served: &Served) -> String {
     // The component's own line starts with "METHOD /path -> status"; keep only what follows.
     let detail = log.split_once(" -> ").map(|(_, rest)| rest.split_once(' ').map_or("", |(_, d)| d)).unwrap_or(log);
     format!("{method} {path} {} {} ({} ms)", served.status, detail.trim(), served.elapsed.as_millis())
+}
+
+fn run_queue_mode(
+    rt: Arc<Runtime>,
+    env: Vec<(String, String)>,
+    queue: Arc<Queue>,
+    workers: WorkerOptions,
+    tokio: &tokio::runtime::Runtime,
+    listener: tokio::net::TcpListener,
+) -> Result<(), String> {
+    let net = Arc::new(Network::new()?);
+    let metrics = Arc::new(Metrics::default());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let log: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(|line: &str| println!("{line}"));
+    let _workers = worker::Workers {
+        rt: rt.clone(),
+        env: env.clone(),
+        queue: queue.clone(),
+        transport: net.clone(),
+        opts: workers,
+        metrics: metrics.clone(),
+        stop,
+        log,
+    }
+    .spawn();
+    let resync_env = env.clone();
+    let resync_rt = rt.clone();
+    let on_line: edge::OnLine = Arc::new(move |line, resync| {
+        println!("{line}");
+        if let Some((since, until, reason)) = resync {
+            println!("resync: backfill {since} .. {until} scheduled ({reason})");
+            let (rt, env) = (resync_rt.clone(), resync_env.clone());
+            std::thread::spawn(move || background_backfill(&rt, &env, since, until));
+        }
+    });
+    let edge = Arc::new(edge::Edge { rt, env, queue, transport: net, metrics, on_line });
+    tokio.block_on(edge.serve(listener)).map_err(|e| e.to_string())
+}
+
+/// `callrecords work`: queue mode's workers alone, until the process is stopped.
+pub fn work(queue: &Path, workers: WorkerOptions) -> Result<(), String> {
+    let rt = Arc::new(Runtime::embedded().map_err(|e| e.to_string())?);
+    let env = process_env();
+    if !env.iter().any(|(k, _)| k == "CALLRECORDS_TENANT_ID") {
+        return Err("callrecords work needs the CALLRECORDS_* settings (CALLRECORDS_TENANT_ID is not set)".into());
+    }
+    rt.describe_settings(&env).map_err(|e| format!("settings: {e}"))?;
+    let queue = Arc::new(Queue::open(queue)?);
+    println!("callrecords work: {} workers on {}", workers.workers, queue.path().display());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let handles = worker::Workers {
+        rt,
+        env,
+        queue,
+        transport: Arc::new(Network::new()?),
+        opts: workers,
+        metrics: Arc::new(Metrics::default()),
+        stop,
+        log: Arc::new(|line: &str| println!("{line}")),
+    }
+    .spawn();
+    for h in handles {
+        let _ = h.join();
+    }
+    Ok(())
 }
 
 fn background_backfill(rt: &Runtime, env: &[(String, String)], since: String, until: String) {

@@ -13,13 +13,16 @@ pub mod artifacts;
 #[allow(missing_docs)]
 pub mod bindings;
 pub mod calls;
+pub mod edge;
 pub mod jobs;
 pub mod keyvalue;
+pub mod queue;
 pub mod rawhttp;
 pub mod record;
 pub mod runtime;
 pub mod service;
 pub mod transport;
+pub mod worker;
 
 pub use calls::Error;
 pub use runtime::{CallError, Limits, Runtime};

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::cli::OutputText;
 use crate::service::{callrecords_dir, delivery, item};
-use crate::stock::{ChildGuard, free_port, iso, now_secs, post, read_lossy, unix_secs, wait_for_port};
+use crate::stock::{ChildGuard, free_port, get, iso, now_secs, post, read_lossy, unix_secs, wait_for_port};
 use crate::temp_dir;
 
 const SECRET: &str = "demo-client-secret";
@@ -366,9 +366,23 @@ fn serve_runs_the_embedded_default_and_masks_the_secret() {
     let body = delivery(vec![item(GROUP, CONTOSO, DEMO_CLIENT_STATE)]).to_string();
     let r = post(addr, "/notify", Some("application/json"), body.as_bytes());
     assert_eq!(r.status, 202, "{}\n{}", r.text(), read_lossy(&log));
+    // Queue mode: the 202 says "queued"; the workers ship it right after.
+    let landed = ws.join("TeamsCall_CL.ndjson");
+    let started = std::time::Instant::now();
+    while std::fs::read_to_string(&landed).map_or(true, |t| t.lines().count() < 1) {
+        assert!(started.elapsed() < Duration::from_secs(60), "nothing landed in 60 s:\n{}", read_lossy(&log));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let health = get(addr, "/healthz");
+    assert_eq!(health.status, 200, "{}", health.text());
+    assert_eq!(serde_json::from_slice::<Value>(&health.body).unwrap()["ready"], true);
+    let metrics = get(addr, "/metrics").text();
+    for line in ["callrecords_notifications_queued_total 1", "callrecords_deliveries_total 1"] {
+        assert!(metrics.lines().any(|l| l == line), "{line} not in\n{metrics}");
+    }
     drop(child);
 
-    let calls = std::fs::read_to_string(ws.join("TeamsCall_CL.ndjson")).expect("rows landed in the workspace");
+    let calls = std::fs::read_to_string(&landed).expect("rows landed in the workspace");
     let rows: Vec<Value> = calls.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(rows.len(), 1, "{calls}");
     assert_eq!(rows[0]["CallId"], GROUP);

@@ -93,6 +93,16 @@ pub fn post(addr: SocketAddr, path: &str, content_type: Option<&str>, body: &[u8
     parse_reply(&raw)
 }
 
+/// A GET, answered in full.
+pub fn get(addr: SocketAddr, path: &str) -> Reply {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes()).unwrap();
+    let mut raw = vec![];
+    s.read_to_end(&mut raw).expect("read the answer");
+    parse_reply(&raw)
+}
+
 fn parse_reply(raw: &[u8]) -> Reply {
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or_else(|| {
         panic!("no end of headers in {:?}", String::from_utf8_lossy(raw));
