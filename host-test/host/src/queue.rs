@@ -219,6 +219,17 @@ impl Queue {
         Ok(())
     }
 
+    /// Take calls off the queue that a drain turn has shipped already (its progress), before the
+    /// turn ends: a crash later in the turn does not make them be shipped again.
+    pub fn shipped_early(&self, ids: &[i64]) -> Result<(), String> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(sql)?;
+        for id in ids {
+            tx.execute("DELETE FROM queue WHERE id = ?1", params![id]).map_err(sql)?;
+        }
+        tx.commit().map_err(sql)
+    }
+
     /// Record what became of claimed calls (the core's outcomes, in the claim's order).
     pub fn settle(&self, settled: &[(i64, Outcome)], now: u64) -> Result<(), String> {
         let mut conn = self.conn();

@@ -193,7 +193,16 @@ pub fn turn(
                 }
             }
         });
-        let r = rt.run_job(env, &Job::Drain(calls), transport, &mut |_| {});
+        // Calls shipped during the turn leave the queue at once.
+        let by_call: std::collections::HashMap<&str, i64> =
+            claimed.iter().map(|(id, c)| (c.call_id.as_str(), *id)).collect();
+        let r = rt.run_job(env, &Job::Drain(calls), transport, &mut |p| {
+            let ids: Vec<i64> = p.shipped.iter().filter_map(|c| by_call.get(c.as_str()).copied()).collect();
+            // If this fails, the settle at the end of the turn takes them off instead.
+            if !ids.is_empty() {
+                let _ = queue.shipped_early(&ids);
+            }
+        });
         done.store(true, Ordering::Relaxed);
         r
     });

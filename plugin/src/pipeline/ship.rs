@@ -192,7 +192,8 @@ impl Run {
         }
         if !s.refused {
             self.newly_shipped.push(id.to_string());
-            if self.job_kind == JobKind::Backfill {
+            // A backfill's checkpoint and a queue's entries move as calls are shipped.
+            if matches!(self.job_kind, JobKind::Backfill | JobKind::Drain) {
                 self.progress = Some(self.progress_now(None));
             }
         }

@@ -8,6 +8,7 @@ mod fluentbit;
 mod jco;
 mod jobs_cli;
 mod properties;
+mod queue;
 mod sandbox;
 mod sentinel;
 mod service;
