@@ -24,8 +24,9 @@ pub const DEFAULT_RETRY_BASE_MS: u32 = 200;
 pub const DEFAULT_MAX_IN_FLIGHT: u32 = 64;
 /// How far back a resync (after `missed` or a recreated subscription) lists calls.
 pub const DEFAULT_RESYNC_HOURS: u32 = 24;
-/// Subscription change types: `updated` fires on every new callRecord version.
-pub const DEFAULT_CHANGE_TYPES: &str = "created,updated";
+/// Subscription change types. Graph: `updated` includes a record's first notification and one per
+/// new version; adding `created` only delivers version 1 twice.
+pub const DEFAULT_CHANGE_TYPES: &str = "updated";
 
 /// Every variable the service reads, with what it is for (the README's settings table).
 pub const VARIABLES: &[(&str, &str)] = &[
@@ -47,7 +48,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     (LOGIN_URL, "Entra ID base URL (default https://login.microsoftonline.com)"),
     (NOTIFICATION_URL, "Public https URL of this webhook (for subscribe and for recreating a removed subscription)"),
     (LIFECYCLE_URL, "Public https URL for lifecycle notifications (default: NOTIFICATION_URL)"),
-    (CHANGE_TYPES, "Subscription change types (default created,updated)"),
+    (CHANGE_TYPES, "Subscription change types (default updated, which includes each record's first notification)"),
     (
         DEADLINE_MS,
         "Work budget per webhook request in ms; past it the answer is 503 so Graph redelivers (default 2500)",
