@@ -368,6 +368,7 @@ impl wit::driver::GuestRun for Run {
             J::Subscriptions => pipeline::Job::Subscriptions,
             J::Unsubscribe(id) => pipeline::Job::Unsubscribe(id),
             J::Accept(r) => pipeline::Job::Accept(r.into()),
+            J::Keep(margin_minutes) => pipeline::Job::Keep { margin_minutes },
             J::Drain(calls) => pipeline::Job::Drain(
                 calls
                     .into_iter()

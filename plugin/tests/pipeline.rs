@@ -167,3 +167,121 @@ fn a_host_that_never_answers_gets_a_503_not_a_hang() {
     let body = String::from_utf8_lossy(&report.response.body).into_owned();
     assert!(!body.contains(SECRET) && !body.contains(STATE), "{body}");
 }
+
+/// Graph's subscriptions as a scripted host keeps them: create (expiry at most 4230 minutes
+/// ahead), list (expired ones are gone), renew; `lose_next_create_answer` makes the next create
+/// succeed but its answer never arrive.
+#[derive(Default)]
+struct Subscriptions {
+    subs: std::collections::BTreeMap<String, (String, u64)>,
+    creates: u32,
+    renews: u32,
+    lose_next_create_answer: bool,
+}
+
+fn iso(ms: u64) -> String {
+    callrecords::values::format_timestamp(callrecords::values::Instant { secs: (ms / 1000) as i64, ticks: 0 })
+}
+
+fn unix_ms(ts: &str) -> u64 {
+    callrecords::values::parse_timestamp(ts).map(|i| i.secs as u64 * 1000).expect("an ISO 8601 time")
+}
+
+impl Subscriptions {
+    /// The answer, or `None` for no answer at all.
+    fn answer(&mut self, r: &callrecords::http::OutgoingRequest, now: u64) -> Option<(u16, String)> {
+        let graph = "https://graph.microsoft.com/v1.0/subscriptions";
+        if r.url.contains("/oauth2/v2.0/token") {
+            return Some((200, r#"{"token_type":"Bearer","access_token":"t","expires_in":3599}"#.into()));
+        }
+        self.subs.retain(|_, (_, exp)| *exp > now);
+        let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+        let show = |id: &str, url: &str, exp: u64| {
+            serde_json::json!({"id": id, "resource": "/communications/callRecords", "changeType": "updated",
+                "notificationUrl": url, "expirationDateTime": iso(exp)})
+        };
+        match (r.method.as_str(), r.url.strip_prefix(graph)) {
+            ("GET", Some("")) => {
+                let value: Vec<_> = self.subs.iter().map(|(id, (url, exp))| show(id, url, *exp)).collect();
+                Some((200, serde_json::json!({ "value": value }).to_string()))
+            }
+            ("POST", Some("")) => {
+                let exp = unix_ms(body["expirationDateTime"].as_str().unwrap());
+                assert!(exp <= now + 4230 * 60_000, "an expiry beyond Graph's 4230 minutes");
+                self.creates += 1;
+                let id = format!("0d9f6a3e-7b1c-4e2a-9f3d-{:012x}", self.creates);
+                let url = body["notificationUrl"].as_str().unwrap().to_string();
+                self.subs.insert(id.clone(), (url.clone(), exp));
+                if std::mem::take(&mut self.lose_next_create_answer) {
+                    return None;
+                }
+                Some((201, show(&id, &url, exp).to_string()))
+            }
+            ("PATCH", Some(id)) => {
+                let id = id.trim_start_matches('/');
+                let exp = unix_ms(body["expirationDateTime"].as_str().unwrap());
+                match self.subs.get_mut(id) {
+                    Some(s) => {
+                        s.1 = exp;
+                        self.renews += 1;
+                        let url = s.0.clone();
+                        Some((200, show(id, &url, exp).to_string()))
+                    }
+                    None => Some((404, r#"{"error":{"code":"ResourceNotFound","message":"gone"}}"#.into())),
+                }
+            }
+            _ => panic!("unexpected {} {}", r.method, r.url),
+        }
+    }
+}
+
+/// Three days of a service running the keep job every 15 minutes on a simulated clock. The
+/// subscription never lapses; when Graph removes it, it is created again exactly once; a create
+/// whose answer is lost is found by the next run instead of being made twice.
+#[test]
+fn the_keeper_keeps_one_subscription_alive_for_three_days_and_recreates_a_removed_one_once() {
+    const URL: &str = "https://teams-sentinel.example.com/notify";
+    let c = Config::from_env(&env(&[("CALLRECORDS_NOTIFICATION_URL", URL)])).unwrap();
+    let mut graph = Subscriptions::default();
+    let (mut now, every) = (NOW, 15 * 60_000);
+    let passes = 3 * 24 * 4;
+    let (removed, lost) = (250, 270);
+    for pass in 0..passes {
+        // Day 2.6: Graph removes it (subscriptionRemoved); day 2.8: again, and the answer to the
+        // create that follows is lost.
+        if pass == removed {
+            graph.subs.clear();
+        }
+        if pass == lost {
+            graph.subs.clear();
+            graph.lose_next_create_answer = true;
+        }
+        let mut run = Run::start(c.clone(), Job::Keep { margin_minutes: 24 * 60 }, now).unwrap();
+        let report = loop {
+            match run.next(now) {
+                Action::Send { id, request, .. } => match graph.answer(&request, now) {
+                    Some((status, body)) => run.respond(id, status, &[], body.as_bytes(), now).unwrap(),
+                    None => run.transport_error(id, "connection reset", now).unwrap(),
+                },
+                Action::Wait(ms) => now += u64::from(ms),
+                Action::Progress(_) => {}
+                Action::Done(report) => break report,
+            }
+        };
+        assert!(graph.subs.len() <= 1, "pass {pass}: {} subscriptions", graph.subs.len());
+        assert_eq!(graph.subs.len(), 1, "pass {pass}: no subscription");
+        let (url, exp) = graph.subs.values().next().unwrap().clone();
+        assert_eq!(url, URL);
+        assert!(exp > now + 23 * 3_600_000, "pass {pass}: it expires in {} h", (exp - now) / 3_600_000);
+        if pass != lost {
+            // The report shows the live subscription with its expiry (what `/metrics` tells).
+            let shown: Vec<(u64, &str)> =
+                report.subscriptions.iter().map(|s| (unix_ms(&s.expiration), s.notification_url.as_str())).collect();
+            assert_eq!(shown, [(exp, URL)], "pass {pass}");
+        }
+        now += every;
+    }
+    // The first, the one after the removal, and the one whose answer was lost: never one more.
+    assert_eq!(graph.creates, 3, "creates");
+    assert!(graph.renews >= 1, "renewed before it expired");
+}

@@ -137,6 +137,10 @@ enum Command {
         /// Inline mode: no queue; answer Graph only after every row was accepted.
         #[arg(long)]
         inline: bool,
+        /// Keep the subscription alive (create, renew, recreate) every this many minutes; 0 turns
+        /// the keeper off. It runs when CALLRECORDS_NOTIFICATION_URL is set.
+        #[arg(long, default_value_t = 15)]
+        keep_minutes: u64,
         #[command(flatten)]
         queue: QueueArgs,
     },
@@ -318,11 +322,11 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 .map_err(|e| e.to_string())?;
             out(&header)?;
         }
-        Command::Serve { listen, examples, workspace, inline, queue } => {
+        Command::Serve { listen, examples, workspace, inline, keep_minutes, queue } => {
             let examples = find_examples(&examples)?;
             let (path, workers) = queue.resolve(&workspace);
             let queue = (!inline).then_some(path);
-            serve::run(serve::Options { listen, examples, workspace, queue, workers })?;
+            serve::run(serve::Options { listen, examples, workspace, queue, workers, keep_minutes })?;
         }
         Command::Work { queue, workspace } => {
             let (path, workers) = queue.resolve(&workspace);

@@ -18,9 +18,10 @@ use std::sync::Arc;
 
 use callrecords_host::Runtime;
 use callrecords_host::bindings::driver::{BackfillWindow, Job};
-use callrecords_host::service::{OnServed, Outbound, Served, ServiceHost};
 use callrecords_host::edge;
+use callrecords_host::jobs;
 use callrecords_host::queue::Queue;
+use callrecords_host::service::{OnServed, Outbound, Served, ServiceHost};
 use callrecords_host::transport::{HttpClient, Network, Transport};
 use callrecords_host::worker::{self, Metrics, WorkerOptions};
 use callrecords_test_kit::demo::{self, DEMO_CLIENT_STATE};
@@ -42,8 +43,13 @@ pub struct Options {
     pub queue: Option<PathBuf>,
     /// Queue mode's workers.
     pub workers: WorkerOptions,
+    /// Run the subscription keeper this often (0: never).
+    pub keep_minutes: u64,
 }
 
+/// The keeper renews the subscription once it expires within this many minutes (a day: Graph's
+/// callRecords subscriptions last at most 4230 minutes).
+pub const KEEP_MARGIN_MINUTES: u32 = 24 * 60;
 
 /// The `CALLRECORDS_*` variables of this process.
 pub fn process_env() -> Vec<(String, String)> {
@@ -83,7 +89,9 @@ pub fn run(opts: Options) -> Result<(), String> {
 
     let mut banner = match &queue {
         Some(q) => vec![
-            format!("callrecords serve (queue mode): the webhook on http://{addr}/ (any path); GET /healthz, GET /metrics"),
+            format!(
+                "callrecords serve (queue mode): the webhook on http://{addr}/ (any path); GET /healthz, GET /metrics"
+            ),
             format!(
                 "  deliveries are committed to {} before the 202; {} workers drain it",
                 q.path().display(),
@@ -117,8 +125,15 @@ pub fn run(opts: Options) -> Result<(), String> {
     }
     let _ = std::io::stdout().flush();
 
+    let metrics = Arc::new(Metrics::default());
+    if opts.keep_minutes > 0 && env.iter().any(|(k, _)| k == "CALLRECORDS_NOTIFICATION_URL") {
+        metrics.keeping.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (rt, env, metrics) = (rt.clone(), env.clone(), metrics.clone());
+        let every = std::time::Duration::from_secs(opts.keep_minutes * 60);
+        std::thread::spawn(move || keeper(&rt, &env, &metrics, every));
+    }
     if let Some(queue) = queue {
-        return run_queue_mode(rt, env, queue, opts.workers, &tokio, listener);
+        return run_queue_mode(rt, env, queue, opts.workers, metrics, &tokio, listener);
     }
     let host = Arc::new(ServiceHost::embedded(env.clone(), Outbound::Network(HttpClient::new()))?);
     let resync_env = env.clone();
@@ -148,21 +163,21 @@ fn run_queue_mode(
     env: Vec<(String, String)>,
     queue: Arc<Queue>,
     workers: WorkerOptions,
+    metrics: Arc<Metrics>,
     tokio: &tokio::runtime::Runtime,
     listener: tokio::net::TcpListener,
 ) -> Result<(), String> {
     let net = Arc::new(Network::new()?);
-    let metrics = Arc::new(Metrics::default());
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let log: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(|line: &str| println!("{line}"));
-    let _workers = worker::Workers {
+    let handles = worker::Workers {
         rt: rt.clone(),
         env: env.clone(),
         queue: queue.clone(),
         transport: net.clone(),
         opts: workers,
         metrics: metrics.clone(),
-        stop,
+        stop: stop.clone(),
         log,
     }
     .spawn();
@@ -176,8 +191,58 @@ fn run_queue_mode(
             std::thread::spawn(move || background_backfill(&rt, &env, since, until));
         }
     });
-    let edge = Arc::new(edge::Edge { rt, env, queue, transport: net, metrics, on_line });
-    tokio.block_on(edge.serve(listener)).map_err(|e| e.to_string())
+    let edge = Arc::new(edge::Edge { rt, env, queue: queue.clone(), transport: net, metrics, on_line });
+    // SIGTERM (or Ctrl-C): stop accepting, answer what is being answered, let each worker finish
+    // its turn, and leave the rest queued for the next start.
+    let shutdown = async {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    };
+    tokio.block_on(edge.serve(listener, shutdown)).map_err(|e| e.to_string())?;
+    println!("stopping: no new deliveries; the workers finish their turns");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for h in handles {
+        let _ = h.join();
+    }
+    let left = queue.stats(jobs::now_ms()).map(|s| s.depth).unwrap_or(0);
+    println!("stopped: {left} calls left queued for the next start");
+    Ok(())
+}
+
+/// The subscription keeper: the core's keep job now and every `every`.
+fn keeper(rt: &Runtime, env: &[(String, String)], metrics: &Metrics, every: std::time::Duration) {
+    let net = match Network::new() {
+        Ok(n) => n,
+        Err(e) => return println!("keeper: cannot start: {e}"),
+    };
+    loop {
+        match rt.run_job(&env.to_vec(), &Job::Keep(KEEP_MARGIN_MINUTES), &net, &mut |_| {}) {
+            Ok(r) => {
+                for line in r.detail["lifecycle"].as_array().into_iter().flatten().filter_map(|l| l.as_str()) {
+                    println!("keeper: {line}");
+                }
+                if let Some(e) = r.report.error {
+                    println!("keeper: {e}");
+                }
+                let expiry = r.detail["subscriptions"][0]["expirationDateTime"]
+                    .as_str()
+                    .and_then(callrecords::values::parse_timestamp);
+                if let Some(e) = expiry {
+                    metrics
+                        .subscription_expires_ms
+                        .store(e.secs.max(0) as u64 * 1000, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+            Err(e) => println!("keeper: {e}"),
+        }
+        std::thread::sleep(every);
+    }
 }
 
 /// `callrecords work`: queue mode's workers alone, until the process is stopped.

@@ -56,10 +56,21 @@ fn answer(status: u16, content_type: &str, body: impl Into<Bytes>) -> hyper::Res
 }
 
 impl Edge {
-    /// Serve HTTP/1.1 on `listener` until the process ends.
-    pub async fn serve(self: Arc<Self>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    /// Serve HTTP/1.1 on `listener` until `shutdown` completes; then stop accepting and give the
+    /// requests being answered up to [`BODY_TIMEOUT`] to finish.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let open = Arc::new(());
+        tokio::pin!(shutdown);
         loop {
-            let (stream, _) = listener.accept().await?;
+            let (stream, _) = tokio::select! {
+                accepted = listener.accept() => accepted?,
+                () = &mut shutdown => break,
+            };
+            let open = open.clone();
             let edge = self.clone();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
@@ -72,8 +83,15 @@ impl Edge {
                     .header_read_timeout(BODY_TIMEOUT)
                     .serve_connection(io, service)
                     .await;
+                drop(open);
             });
         }
+        drop(listener);
+        let waited = Instant::now();
+        while Arc::strong_count(&open) > 1 && waited.elapsed() < BODY_TIMEOUT {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
     }
 
     /// One request: `/healthz`, `/metrics`, or a delivery judged, committed and answered.
@@ -86,11 +104,13 @@ impl Edge {
         let (parts, body) = req.into_parts();
         let (method, path) = (parts.method.to_string(), parts.uri.path().to_string());
         if method == "GET" && path == "/healthz" {
-            let ready = self.queue.writable();
+            let queue = self.queue.writable();
+            let (alive, subscription) = self.metrics.subscription(now_ms());
             let body = serde_json::json!({
                 "live": true,
-                "ready": ready.is_ok(),
-                "queue": ready.err().unwrap_or_else(|| "writable".into()),
+                "ready": queue.is_ok() && alive,
+                "queue": queue.err().unwrap_or_else(|| "writable".into()),
+                "subscription": subscription,
             });
             return answer(if body["ready"] == true { 200 } else { 503 }, "application/json", body.to_string());
         }

@@ -213,8 +213,11 @@ impl Queue {
         let conn = self.conn();
         let until = (now + lease.as_millis() as u64) as i64;
         for id in ids {
-            conn.execute("UPDATE queue SET lease_until_ms = ?1 WHERE id = ?2 AND worker = ?3", params![until, id, worker])
-                .map_err(sql)?;
+            conn.execute(
+                "UPDATE queue SET lease_until_ms = ?1 WHERE id = ?2 AND worker = ?3",
+                params![until, id, worker],
+            )
+            .map_err(sql)?;
         }
         Ok(())
     }
@@ -279,7 +282,8 @@ impl Queue {
         let in_progress: i64 = conn
             .query_row("SELECT COUNT(*) FROM queue WHERE lease_until_ms > ?1", params![now as i64], |r| r.get(0))
             .map_err(sql)?;
-        let oldest: Option<i64> = conn.query_row("SELECT MIN(received_ms) FROM queue", [], |r| r.get(0)).map_err(sql)?;
+        let oldest: Option<i64> =
+            conn.query_row("SELECT MIN(received_ms) FROM queue", [], |r| r.get(0)).map_err(sql)?;
         Ok(Stats {
             depth: one("SELECT COUNT(*) FROM queue")? as u64,
             in_progress: in_progress as u64,
@@ -336,11 +340,9 @@ impl Queue {
     /// Whether `(call, version)` was shipped.
     pub fn was_shipped(&self, call_id: &str, version: i64) -> Result<bool, String> {
         let conn = self.conn();
-        conn.query_row(
-            "SELECT 1 FROM shipped WHERE call_id = ?1 AND version = ?2",
-            params![call_id, version],
-            |_| Ok(()),
-        )
+        conn.query_row("SELECT 1 FROM shipped WHERE call_id = ?1 AND version = ?2", params![call_id, version], |_| {
+            Ok(())
+        })
         .optional()
         .map(|r| r.is_some())
         .map_err(sql)

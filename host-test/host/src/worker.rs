@@ -66,6 +66,10 @@ pub struct Metrics {
     pub last_delivery_ms: AtomicU64,
     /// Rows accepted, per table.
     pub rows: Mutex<BTreeMap<String, u64>>,
+    /// The subscription keeper runs.
+    pub keeping: AtomicBool,
+    /// When this webhook's subscription expires (Unix ms; 0: not known yet).
+    pub subscription_expires_ms: AtomicU64,
 }
 
 impl Metrics {
@@ -86,14 +90,29 @@ impl Metrics {
         metric("queue_oldest_age_seconds", "gauge", "Age of the oldest queued notification.", &g(age));
         metric("dead_letters", "gauge", "Calls given up (callrecords dead-letters).", &g(stats.dead as f64));
         metric("deliveries_total", "counter", "Webhook requests that carried notifications.", &n(&self.deliveries));
-        metric("notifications_queued_total", "counter", "Notifications committed as new queue entries.", &n(&self.queued));
+        metric(
+            "notifications_queued_total",
+            "counter",
+            "Notifications committed as new queue entries.",
+            &n(&self.queued),
+        );
         metric("notifications_folded_total", "counter", "Notifications for a call already waiting.", &n(&self.folded));
         metric("notifications_rejected_total", "counter", "Notification items refused.", &n(&self.rejected));
-        metric("commit_failures_total", "counter", "Deliveries answered 503: the queue commit failed.", &n(&self.commit_failures));
+        metric(
+            "commit_failures_total",
+            "counter",
+            "Deliveries answered 503: the queue commit failed.",
+            &n(&self.commit_failures),
+        );
         metric("calls_shipped_total", "counter", "Calls whose every table was accepted.", &n(&self.shipped));
         metric("call_retries_total", "counter", "Attempts that ended in a retry later.", &n(&self.retries));
         metric("calls_dead_total", "counter", "Calls moved to the dead letters.", &n(&self.dead));
-        metric("graph_requests_total", "counter", "Requests the workers sent to Entra ID and Graph.", &n(&self.graph_requests));
+        metric(
+            "graph_requests_total",
+            "counter",
+            "Requests the workers sent to Entra ID and Graph.",
+            &n(&self.graph_requests),
+        );
         let rows: Vec<(String, f64)> = self
             .rows
             .lock()
@@ -102,7 +121,30 @@ impl Metrics {
         metric("rows_total", "counter", "Rows accepted by the ingestion endpoint, per table.", &rows);
         let last = self.last_delivery_ms.load(Ordering::Relaxed) as f64 / 1000.0;
         metric("last_delivery_timestamp_seconds", "gauge", "Unix time of the last delivery.", &g(last));
+        let expires = self.subscription_expires_ms.load(Ordering::Relaxed);
+        if expires > 0 {
+            let left = (expires as f64 - now as f64) / 1000.0;
+            metric(
+                "subscription_expiry_seconds",
+                "gauge",
+                "Seconds until the webhook's subscription expires.",
+                &g(left),
+            );
+        }
         out
+    }
+
+    /// The subscription's state for `/healthz`: (alive, description). Alive unless the keeper
+    /// runs and the subscription it last saw has expired.
+    pub fn subscription(&self, now: u64) -> (bool, String) {
+        if !self.keeping.load(Ordering::Relaxed) {
+            return (true, "not kept (CALLRECORDS_NOTIFICATION_URL is not set)".into());
+        }
+        match self.subscription_expires_ms.load(Ordering::Relaxed) {
+            0 => (true, "not seen yet".into()),
+            e if e > now => (true, format!("expires in {} s", (e - now) / 1000)),
+            _ => (false, "expired".into()),
+        }
     }
 }
 

@@ -96,6 +96,12 @@ pub enum Job {
     /// Queue mode's worker: fetch and ship these queued calls, with no deadline; the report's
     /// [`Report::outcomes`] say what becomes of each.
     Drain(Vec<queue::QueuedCall>),
+    /// Keep this webhook's callRecords subscription alive: renew it when it expires within the
+    /// margin, create it when there is none (see `subscriptions.rs`).
+    Keep {
+        /// Minutes.
+        margin_minutes: u32,
+    },
 }
 
 /// The next thing the host must do.
@@ -314,6 +320,9 @@ pub struct Run {
     renew_margin_ms: u64,
     /// A webhook job that only lists what it accepts ([`Job::Accept`]).
     accept_only: bool,
+    /// A keep job, and whether its list found this webhook's subscription.
+    keep: bool,
+    keep_found: bool,
     /// A drain job's calls.
     drain: Vec<queue::QueuedCall>,
     /// The latest `now` a host gave.
@@ -366,6 +375,8 @@ impl Run {
             backfill: None,
             renew_margin_ms: 0,
             accept_only: false,
+            keep: false,
+            keep_found: false,
             drain: vec![],
             last_now: now,
             progress: None,
@@ -392,6 +403,12 @@ impl Run {
             Job::Subscribe => {
                 subscription_urls(&run.config)?;
                 run.queue.push_back(Pending::new(Step::Subscription(SubscriptionStep::Create { tenant: own })));
+            }
+            Job::Keep { margin_minutes } => {
+                subscription_urls(&run.config)?;
+                run.keep = true;
+                run.renew_margin_ms = u64::from(margin_minutes.max(1)) * 60_000;
+                run.queue.push_back(Pending::new(Step::Subscription(SubscriptionStep::List { link: None })));
             }
             Job::Renew { margin_minutes } => {
                 run.renew_margin_ms = u64::from(margin_minutes) * 60_000;

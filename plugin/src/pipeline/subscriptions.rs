@@ -1,6 +1,12 @@
-//! The subscription jobs (subscribe, renew, list, unsubscribe) and the webhook job's lifecycle
-//! actions (reauthorize and renew, recreate a removed subscription): their Graph requests, with an
-//! expiry [`EXPIRATION_MINUTES`] ahead, and what their answers go into.
+//! The subscription jobs (subscribe, renew, list, unsubscribe, keep) and the webhook job's
+//! lifecycle actions (reauthorize and renew, recreate a removed subscription): their Graph
+//! requests, with an expiry [`EXPIRATION_MINUTES`] ahead, and what their answers go into.
+//!
+//! The keep job is what a long-running service runs every few minutes: it lists the app's
+//! subscriptions, renews this webhook's callRecords subscription when it expires within the
+//! margin, and creates one when there is none. It is idempotent: its create is never repeated
+//! within a run (a create whose answer was lost may have succeeded; the next run's list finds it),
+//! so it never leaves two subscriptions behind.
 
 use super::step::{Pending, Step};
 use super::{Run, instant};
@@ -73,8 +79,19 @@ impl Run {
                 self.report.lifecycle.push(format!("reauthorized subscription {id}"))
             }
             SubscriptionStep::Renew { id, .. } => {
-                let expires = subscriptions::parse_subscription(&text()).map(|s| s.expiration).unwrap_or_default();
+                let renewed = subscriptions::parse_subscription(&text());
+                let expires = renewed.as_ref().map(|s| s.expiration.clone()).unwrap_or_default();
                 self.report.lifecycle.push(format!("renewed subscription {id} until {expires}"));
+                // The report shows it with its new expiry.
+                if let Ok(mut s) = renewed
+                    && let Some(old) = self.report.subscriptions.iter_mut().find(|o| o.id == id)
+                {
+                    if s.notification_url.is_empty() {
+                        s.notification_url = old.notification_url.clone();
+                        s.resource = old.resource.clone();
+                    }
+                    *old = s;
+                }
             }
             SubscriptionStep::Create { .. } => match subscriptions::parse_subscription(&text()) {
                 Ok(s) => {
@@ -85,9 +102,21 @@ impl Run {
             },
             SubscriptionStep::List { .. } => match subscriptions::parse_subscription_page(&text()) {
                 Ok((subs, next)) => {
+                    let last_page = next.is_none();
                     if let Some(link) = next {
                         let page = SubscriptionStep::List { link: Some(link) };
                         self.queue.push_front(Pending::new(Step::Subscription(page)));
+                    }
+                    for s in &subs {
+                        let ours = self.config.notification_url.as_deref().is_some_and(|u| u == s.notification_url);
+                        self.keep_found |= s.is_call_records() && ours;
+                    }
+                    if self.keep && last_page && !self.keep_found {
+                        // Never retried here: a lost answer may hide a create that worked.
+                        let tenant = self.config.credentials.tenant_id.clone();
+                        let mut create = Pending::new(Step::Subscription(SubscriptionStep::Create { tenant }));
+                        create.attempt = u32::MAX / 2;
+                        self.queue.push_back(create);
                     }
                     for s in subs {
                         // A renew job renews this webhook's callRecords subscriptions that are due.
@@ -99,7 +128,8 @@ impl Run {
                                 let tenant = self.config.credentials.tenant_id.clone();
                                 let renew = SubscriptionStep::Renew { id: s.id.clone(), tenant };
                                 self.queue.push_back(Pending::new(Step::Subscription(renew)));
-                            } else {
+                            } else if !(self.keep && s.is_call_records() && ours) {
+                                // A keep job reports this webhook's subscription, due or not.
                                 continue;
                             }
                         }

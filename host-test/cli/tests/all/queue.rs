@@ -101,7 +101,10 @@ fn serve_killed_mid_run_loses_no_notification_it_answered_202() {
                 serve.0.kill().expect("SIGKILL");
                 serve.0.wait().unwrap();
                 killed = true;
-                println!("killed after {} notifications acknowledged, {shipped_before} calls landed", acknowledged.len());
+                println!(
+                    "killed after {} notifications acknowledged, {shipped_before} calls landed",
+                    acknowledged.len()
+                );
                 serve = start_serve(addr, &env, &queue, &log);
             }
         }
