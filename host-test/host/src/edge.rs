@@ -183,7 +183,8 @@ impl Edge {
             let s = |k: &str| r[k].as_str().unwrap_or_default().to_string();
             (s("since"), s("until"), s("reason"))
         });
-        let line = format!("{method} {path} {status} {} ({} ms)", line.trim(), started.elapsed().as_millis());
+        let detail = if line.trim().is_empty() { String::new() } else { format!("{} ", line.trim()) };
+        let line = format!("{method} {path} {status} {detail}({} ms)", started.elapsed().as_millis());
         (self.on_line)(&line, resync);
         let mut r = answer(status, "text/plain", body);
         r.headers_mut().remove(hyper::header::CONTENT_TYPE);
