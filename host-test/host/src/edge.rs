@@ -94,6 +94,25 @@ impl Edge {
         Ok(())
     }
 
+    /// [`Edge::handle`] for a request given as parts: its status and body.
+    pub async fn handle_parts(
+        self: Arc<Self>,
+        method: &str,
+        path: &str,
+        headers: &[(String, String)],
+        body: Vec<u8>,
+    ) -> (u16, Vec<u8>) {
+        let mut b = hyper::Request::builder().method(method).uri(format!("http://localhost{path}"));
+        for (k, v) in headers {
+            b = b.header(k, v);
+        }
+        let Ok(req) = b.body(Full::new(Bytes::from(body))) else { return (400, b"bad request".to_vec()) };
+        let r = self.handle(req).await;
+        let status = r.status().as_u16();
+        let body = r.into_body().collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
+        (status, body)
+    }
+
     /// One request: `/healthz`, `/metrics`, or a delivery judged, committed and answered.
     pub async fn handle<B>(self: Arc<Self>, req: hyper::Request<B>) -> hyper::Response<Body>
     where
