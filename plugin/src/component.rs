@@ -369,6 +369,7 @@ impl wit::driver::GuestRun for Run {
             J::Unsubscribe(id) => pipeline::Job::Unsubscribe(id),
             J::Accept(r) => pipeline::Job::Accept(r.into()),
             J::Keep(margin_minutes) => pipeline::Job::Keep { margin_minutes },
+            J::Sweep(s) => pipeline::Job::Sweep { since: s.since, until: s.until },
             J::Drain(calls) => pipeline::Job::Drain(
                 calls
                     .into_iter()

@@ -55,7 +55,9 @@ fn main() {
     match std::env::var("CALLRECORDS_BENCH_ONLY").as_deref() {
         Ok("service") => {
             let (p50, p99, rate, rows) = service_latency();
-            println!("service: notification -> {rows} rows, p50 {p50:.2} ms, p99 {p99:.2} ms, {rate:.0} notifications/s");
+            println!(
+                "service: notification -> {rows} rows, p50 {p50:.2} ms, p99 {p99:.2} ms, {rate:.0} notifications/s"
+            );
             return;
         }
         Ok("queue") => return queue_mode(),
@@ -194,7 +196,9 @@ fn queue_mode() {
     let big_id = big["id"].as_str().unwrap().to_string();
     let mut edge_rows = vec![];
     let mut next = 0usize;
-    for (label, size, n) in [("1 notification", 1usize, 200usize), ("10 notifications", 10, 100), ("100 notifications", 100, 10)] {
+    for (label, size, n) in
+        [("1 notification", 1usize, 200usize), ("10 notifications", 10, 100), ("100 notifications", 100, 10)]
+    {
         let mut ms = vec![];
         let mut bad = 0;
         for _ in 0..n {
@@ -245,7 +249,10 @@ fn queue_mode() {
         let (status, _) = post(&[id.as_str()]);
         assert_eq!(status, 202);
         loop {
-            let landed = standins.accepted().get("TeamsCall_CL").is_some_and(|rows| rows.iter().any(|r| r["CallId"] == id.as_str()));
+            let landed = standins
+                .accepted()
+                .get("TeamsCall_CL")
+                .is_some_and(|rows| rows.iter().any(|r| r["CallId"] == id.as_str()));
             if landed {
                 break;
             }
@@ -266,7 +273,9 @@ fn queue_mode() {
     println!("| figure | measured | goal |");
     println!("|---|---|---|");
     for (label, n, p50, p99, bad) in edge_rows {
-        println!("| webhook answer, {label}: p50 / p99 ({n} POSTs, {bad} not 202) | {p50:.1} / {p99:.1} ms | p99 <= 50 ms, 100 % 2xx |");
+        println!(
+            "| webhook answer, {label}: p50 / p99 ({n} POSTs, {bad} not 202) | {p50:.1} / {p99:.1} ms | p99 <= 50 ms, 100 % 2xx |"
+        );
     }
     println!(
         "| notification -> rows accepted, peer-to-peer: p50 / p90 / max ({} notifications, one at a time) | {:.0} / {:.0} / {:.0} ms | p50 <= 1200 ms |",

@@ -35,6 +35,9 @@ struct QueueArgs {
     /// Worker threads.
     #[arg(long, default_value_t = 4)]
     workers: usize,
+    /// `text`, or `json`: one JSON object per line.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
     /// Calls a worker takes per turn.
     #[arg(long, default_value_t = 25)]
     batch: usize,
@@ -45,6 +48,7 @@ struct QueueArgs {
 
 impl QueueArgs {
     fn resolve(&self, workspace: &std::path::Path) -> (PathBuf, callrecords_host::worker::WorkerOptions) {
+        serve::set_json_logs(self.log_format == "json");
         let path = self.queue.clone().unwrap_or_else(|| workspace.join("queue.sqlite3"));
         let workers = callrecords_host::worker::WorkerOptions {
             workers: self.workers.max(1),
@@ -141,6 +145,10 @@ enum Command {
         /// the keeper off. It runs when CALLRECORDS_NOTIFICATION_URL is set.
         #[arg(long, default_value_t = 15)]
         keep_minutes: u64,
+        /// Queue mode: list the last 6 hours' callRecords this often and queue what the ledger has
+        /// not shipped (notifications that never arrived); 0 turns it off.
+        #[arg(long, default_value_t = 60)]
+        sweep_minutes: u64,
         #[command(flatten)]
         queue: QueueArgs,
     },
@@ -151,6 +159,19 @@ enum Command {
         /// Where the queue is when --queue is not given.
         #[arg(long, default_value = "workspace")]
         workspace: PathBuf,
+    },
+    /// Reconciliation on demand: list the callRecords that started in [since, until) and queue
+    /// every one the queue's ledger has not shipped (a running `serve` or `work` drains them).
+    Reconcile {
+        /// ISO 8601 start (at most 30 days back).
+        #[arg(long)]
+        since: String,
+        /// ISO 8601 end (default: now).
+        #[arg(long)]
+        until: Option<String>,
+        /// The queue file.
+        #[arg(long, default_value = "workspace/queue.sqlite3")]
+        queue: PathBuf,
     },
     /// List the calls queue mode gave up on, with the reason (JSON per line); --requeue puts them
     /// back on the queue.
@@ -322,15 +343,27 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 .map_err(|e| e.to_string())?;
             out(&header)?;
         }
-        Command::Serve { listen, examples, workspace, inline, keep_minutes, queue } => {
+        Command::Serve { listen, examples, workspace, inline, keep_minutes, sweep_minutes, queue } => {
             let examples = find_examples(&examples)?;
             let (path, workers) = queue.resolve(&workspace);
             let queue = (!inline).then_some(path);
-            serve::run(serve::Options { listen, examples, workspace, queue, workers, keep_minutes })?;
+            let opts = serve::Options { listen, examples, workspace, queue, workers, keep_minutes, sweep_minutes };
+            serve::run(opts)?;
         }
         Command::Work { queue, workspace } => {
             let (path, workers) = queue.resolve(&workspace);
             serve::work(&path, workers)?;
+        }
+        Command::Reconcile { since, until, queue } => {
+            let rt = Runtime::embedded().map_err(|e| e.to_string())?;
+            let env = serve::process_env();
+            if !env.iter().any(|(k, _)| k == "CALLRECORDS_TENANT_ID") {
+                return Err("reconcile needs the CALLRECORDS_* settings (CALLRECORDS_TENANT_ID is not set)".into());
+            }
+            let until = until.unwrap_or_default();
+            let q = callrecords_host::queue::Queue::open(&queue)?;
+            let net = transport::Network::new()?;
+            out(&serve::sweep(&rt, &env, &q, &net, &since, &until)?)?;
         }
         Command::DeadLetters { queue, requeue } => {
             if !queue.exists() {

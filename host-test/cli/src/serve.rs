@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use callrecords_host::Runtime;
-use callrecords_host::bindings::driver::{BackfillWindow, Job};
+use callrecords_host::bindings::driver::{BackfillWindow, Job, Span};
 use callrecords_host::edge;
 use callrecords_host::jobs;
 use callrecords_host::queue::Queue;
@@ -26,6 +26,31 @@ use callrecords_host::transport::{HttpClient, Network, Transport};
 use callrecords_host::worker::{self, Metrics, WorkerOptions};
 use callrecords_test_kit::demo::{self, DEMO_CLIENT_STATE};
 use callrecords_test_kit::standin::{self, Faults, StandIns};
+
+/// `--log-format json`: every line `serve` and `work` print becomes one JSON object.
+static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Print every log line as a JSON object (`{"time", "time_ms", "event", "message"}`) instead of text.
+pub fn set_json_logs(on: bool) {
+    JSON_LOGS.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// One log line, as text or as JSON. Lines never hold a secret (settings are masked, tokens and
+/// the clientState are never logged).
+pub fn say(line: &str) {
+    if JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed) {
+        let ms = jobs::now_ms();
+        let event = line.split([' ', ':']).next().unwrap_or_default();
+        let v = serde_json::json!({"time": iso((ms / 1000) as i64), "time_ms": ms, "event": event, "message": line});
+        println!("{v}");
+    } else {
+        println!("{line}");
+    }
+}
+
+macro_rules! say {
+    ($($t:tt)*) => { say(&format!($($t)*)) };
+}
 
 /// Every Nth Graph request of the embedded default is throttled (429, `Retry-After: 1`), so the
 /// retry path shows in the demo.
@@ -45,6 +70,8 @@ pub struct Options {
     pub workers: WorkerOptions,
     /// Run the subscription keeper this often (0: never).
     pub keep_minutes: u64,
+    /// Queue mode: run a reconciliation sweep this often (0: never).
+    pub sweep_minutes: u64,
 }
 
 /// The keeper renews the subscription once it expires within this many minutes (a day: Graph's
@@ -121,7 +148,7 @@ pub fn run(opts: Options) -> Result<(), String> {
         banner.push(format!("try:  curl -i -X POST 'http://{addr}/notify?validationToken=hello%20graph'"));
     }
     for line in banner {
-        println!("{line}");
+        say!("{line}");
     }
     let _ = std::io::stdout().flush();
 
@@ -132,17 +159,38 @@ pub fn run(opts: Options) -> Result<(), String> {
         let every = std::time::Duration::from_secs(opts.keep_minutes * 60);
         std::thread::spawn(move || keeper(&rt, &env, &metrics, every));
     }
+    if let Some(queue) = &queue
+        && opts.sweep_minutes > 0
+    {
+        let (rt, env, queue) = (rt.clone(), env.clone(), queue.clone());
+        let every = std::time::Duration::from_secs(opts.sweep_minutes * 60);
+        std::thread::spawn(move || {
+            let net = match Network::new() {
+                Ok(n) => n,
+                Err(e) => return say!("sweep: cannot start: {e}"),
+            };
+            loop {
+                // A sweep right at start would find nothing the webhook missed yet: wait first.
+                std::thread::sleep(every);
+                let until = (jobs::now_ms() / 1000) as i64;
+                let since = until - i64::from(callrecords::pipeline::queue::SWEEP_HOURS) * 3600;
+                match sweep(&rt, &env, &queue, &net, &iso(since), &iso(until)) {
+                    Ok(line) | Err(line) => say!("{line}"),
+                }
+            }
+        });
+    }
     if let Some(queue) = queue {
         return run_queue_mode(rt, env, queue, opts.workers, metrics, &tokio, listener);
     }
     let host = Arc::new(ServiceHost::embedded(env.clone(), Outbound::Network(HttpClient::new()))?);
     let resync_env = env.clone();
     let on_served: OnServed = Arc::new(move |method, path, served| {
-        println!("{}", console_line(method, path, served));
+        say!("{}", console_line(method, path, served));
         if let Some(resync) = served.report().and_then(|r| r.get("resync").cloned()).filter(|r| !r.is_null()) {
             let since = resync["since"].as_str().unwrap_or_default().to_string();
             let until = resync["until"].as_str().unwrap_or_default().to_string();
-            println!("resync: backfill {since} .. {until} scheduled ({})", resync["reason"].as_str().unwrap_or(""));
+            say!("resync: backfill {since} .. {until} scheduled ({})", resync["reason"].as_str().unwrap_or(""));
             let (rt, env) = (rt.clone(), resync_env.clone());
             std::thread::spawn(move || background_backfill(&rt, &env, since, until));
         }
@@ -169,7 +217,7 @@ fn run_queue_mode(
 ) -> Result<(), String> {
     let net = Arc::new(Network::new()?);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let log: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(|line: &str| println!("{line}"));
+    let log: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(|line: &str| say(line));
     let handles = worker::Workers {
         rt: rt.clone(),
         env: env.clone(),
@@ -184,9 +232,9 @@ fn run_queue_mode(
     let resync_env = env.clone();
     let resync_rt = rt.clone();
     let on_line: edge::OnLine = Arc::new(move |line, resync| {
-        println!("{line}");
+        say!("{line}");
         if let Some((since, until, reason)) = resync {
-            println!("resync: backfill {since} .. {until} scheduled ({reason})");
+            say!("resync: backfill {since} .. {until} scheduled ({reason})");
             let (rt, env) = (resync_rt.clone(), resync_env.clone());
             std::thread::spawn(move || background_backfill(&rt, &env, since, until));
         }
@@ -205,30 +253,58 @@ fn run_queue_mode(
         }
     };
     tokio.block_on(edge.serve(listener, shutdown)).map_err(|e| e.to_string())?;
-    println!("stopping: no new deliveries; the workers finish their turns");
+    say!("stopping: no new deliveries; the workers finish their turns");
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for h in handles {
         let _ = h.join();
     }
     let left = queue.stats(jobs::now_ms()).map(|s| s.depth).unwrap_or(0);
-    println!("stopped: {left} calls left queued for the next start");
+    say!("stopped: {left} calls left queued for the next start");
     Ok(())
+}
+
+fn iso(secs: i64) -> String {
+    callrecords::values::format_timestamp(callrecords::values::Instant { secs, ticks: 0 })
+}
+
+/// A reconciliation sweep of the calls that started in `[since, until)`: the core lists them, and
+/// every one the queue's ledger has not shipped (and that is not queued) is queued. One line.
+pub fn sweep(
+    rt: &Runtime,
+    env: &[(String, String)],
+    queue: &Queue,
+    transport: &dyn Transport,
+    since: &str,
+    until: &str,
+) -> Result<String, String> {
+    let job = Job::Sweep(Span { since: since.into(), until: until.into() });
+    let r = rt.run_job(&env.to_vec(), &job, transport, &mut |_| {}).map_err(|e| format!("sweep: {e}"))?;
+    if let Some(e) = r.report.error {
+        return Err(format!("sweep {since} .. {until}: {e}"));
+    }
+    let listed: Vec<callrecords::pipeline::queue::Listed> =
+        serde_json::from_value(r.detail["listed"].clone()).unwrap_or_default();
+    let (queued, shipped, waiting) = queue.reconcile(&listed, jobs::now_ms())?;
+    Ok(format!(
+        "sweep {since} .. {until}: {} calls listed, {queued} queued, {shipped} shipped before, {waiting} queued already",
+        listed.len()
+    ))
 }
 
 /// The subscription keeper: the core's keep job now and every `every`.
 fn keeper(rt: &Runtime, env: &[(String, String)], metrics: &Metrics, every: std::time::Duration) {
     let net = match Network::new() {
         Ok(n) => n,
-        Err(e) => return println!("keeper: cannot start: {e}"),
+        Err(e) => return say!("keeper: cannot start: {e}"),
     };
     loop {
         match rt.run_job(&env.to_vec(), &Job::Keep(KEEP_MARGIN_MINUTES), &net, &mut |_| {}) {
             Ok(r) => {
                 for line in r.detail["lifecycle"].as_array().into_iter().flatten().filter_map(|l| l.as_str()) {
-                    println!("keeper: {line}");
+                    say!("keeper: {line}");
                 }
                 if let Some(e) = r.report.error {
-                    println!("keeper: {e}");
+                    say!("keeper: {e}");
                 }
                 let expiry = r.detail["subscriptions"][0]["expirationDateTime"]
                     .as_str()
@@ -239,7 +315,7 @@ fn keeper(rt: &Runtime, env: &[(String, String)], metrics: &Metrics, every: std:
                         .store(e.secs.max(0) as u64 * 1000, std::sync::atomic::Ordering::Relaxed);
                 }
             }
-            Err(e) => println!("keeper: {e}"),
+            Err(e) => say!("keeper: {e}"),
         }
         std::thread::sleep(every);
     }
@@ -254,7 +330,7 @@ pub fn work(queue: &Path, workers: WorkerOptions) -> Result<(), String> {
     }
     rt.describe_settings(&env).map_err(|e| format!("settings: {e}"))?;
     let queue = Arc::new(Queue::open(queue)?);
-    println!("callrecords work: {} workers on {}", workers.workers, queue.path().display());
+    say!("callrecords work: {} workers on {}", workers.workers, queue.path().display());
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let handles = worker::Workers {
         rt,
@@ -264,7 +340,7 @@ pub fn work(queue: &Path, workers: WorkerOptions) -> Result<(), String> {
         opts: workers,
         metrics: Arc::new(Metrics::default()),
         stop,
-        log: Arc::new(|line: &str| println!("{line}")),
+        log: Arc::new(|line: &str| say(line)),
     }
     .spawn();
     for h in handles {
@@ -277,20 +353,20 @@ fn background_backfill(rt: &Runtime, env: &[(String, String)], since: String, un
     let transport: Box<dyn Transport> = match Network::new() {
         Ok(n) => Box::new(n),
         Err(e) => {
-            println!("resync: cannot start: {e}");
+            say!("resync: cannot start: {e}");
             return;
         }
     };
     let job =
         Job::Backfill(BackfillWindow { since: since.clone(), until: until.clone(), window_hours: 24, skip: vec![] });
     match rt.run_job(&env.to_vec(), &job, transport.as_ref(), &mut |_| {}) {
-        Ok(r) => println!(
+        Ok(r) => say!(
             "resync {since} .. {until}: {} calls, {} rows, {} retries{}",
             r.report.calls,
             r.report.rows,
             r.report.retries,
             r.report.error.map(|e| format!(", error: {e}")).unwrap_or_default()
         ),
-        Err(e) => println!("resync {since} .. {until} failed: {e}"),
+        Err(e) => say!("resync {since} .. {until} failed: {e}"),
     }
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
-use callrecords::pipeline::queue::{Accepted, Outcome, QueuedCall};
+use callrecords::pipeline::queue::{Accepted, Listed, Outcome, QueuedCall};
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// The queue file and its connection.
@@ -160,6 +160,56 @@ impl Queue {
             self.added.notify_all();
         }
         Ok(c)
+    }
+
+    /// Queue each call a sweep listed that the ledger has not shipped (that version, or without a
+    /// version any version) and that is not queued already. Returns (queued, already shipped,
+    /// already queued).
+    pub fn reconcile(&self, listed: &[Listed], now: u64) -> Result<(u32, u32, u32), String> {
+        let (mut queued, mut shipped, mut waiting) = (0, 0, 0);
+        {
+            let mut conn = self.conn();
+            let tx = conn.transaction().map_err(sql)?;
+            for l in listed {
+                let seen: Option<i64> = match l.version {
+                    Some(v) => tx.query_row(
+                        "SELECT 1 FROM shipped WHERE call_id = ?1 AND version >= ?2 LIMIT 1",
+                        params![l.call_id, v],
+                        |r| r.get(0),
+                    ),
+                    None => tx.query_row("SELECT 1 FROM shipped WHERE call_id = ?1 LIMIT 1", params![l.call_id], |r| {
+                        r.get(0)
+                    }),
+                }
+                .optional()
+                .map_err(sql)?;
+                if seen.is_some() {
+                    shipped += 1;
+                    continue;
+                }
+                let in_queue: Option<i64> = tx
+                    .query_row("SELECT id FROM queue WHERE call_id = ?1 LIMIT 1", params![l.call_id], |r| r.get(0))
+                    .optional()
+                    .map_err(sql)?;
+                if in_queue.is_some() {
+                    waiting += 1;
+                    continue;
+                }
+                tx.execute(
+                    "INSERT INTO queue (call_id, tenant_id, change_type, received_ms, not_before_ms)
+                     VALUES (?1, ?2, 'reconciled', ?3, ?3)",
+                    params![l.call_id, l.tenant_id, now as i64],
+                )
+                .map_err(sql)?;
+                queued += 1;
+            }
+            tx.commit().map_err(sql)?;
+        }
+        if queued > 0 {
+            *self.added_lock.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+            self.added.notify_all();
+        }
+        Ok((queued, shipped, waiting))
     }
 
     /// Wait until calls are committed or `timeout` passes.

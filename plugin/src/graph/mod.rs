@@ -30,6 +30,8 @@ pub const NEXT_LINK: &str = "@odata.nextLink";
 pub struct ListPage {
     /// Ids of the callRecords on this page.
     pub ids: Vec<String>,
+    /// Their versions, where the page gave them (in the order of `ids`).
+    pub versions: Vec<Option<i64>>,
     /// The next page, if any.
     pub next_link: Option<String>,
 }
@@ -106,9 +108,14 @@ pub fn parse_list_page(body: &str) -> Result<ListPage> {
     #[derive(Deserialize)]
     struct IdOnly {
         id: String,
+        #[serde(default)]
+        version: Option<Value>,
     }
     let page: Page = serde_json::from_str(body).map_err(|e| Error::json("List callRecords page", e))?;
-    Ok(ListPage { ids: page.value.into_iter().map(|v| v.id).collect(), next_link: page.next_link })
+    let version =
+        |v: &Option<Value>| v.as_ref().and_then(|v| v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok())));
+    let versions = page.value.iter().map(|v| version(&v.version)).collect();
+    Ok(ListPage { ids: page.value.into_iter().map(|v| v.id).collect(), versions, next_link: page.next_link })
 }
 
 /// Merge a callRecord with its further session pages and its participants_v2 pages.

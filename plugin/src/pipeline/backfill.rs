@@ -9,6 +9,7 @@
 
 use std::collections::HashSet;
 
+use super::queue::Listed;
 use super::step::{Pending, Step};
 use super::{Action, Progress, Run, instant};
 use crate::entra::Scope;
@@ -58,8 +59,13 @@ impl Run {
                 let b = self.backfill.as_mut().expect("list pages belong to a backfill");
                 b.next_page = page.next_link;
                 let mut new = vec![];
-                for id in page.ids {
+                for (id, version) in page.ids.into_iter().zip(page.versions) {
                     if !graph::is_valid_call_id(&id) || !b.listed.insert(id.clone()) {
+                        continue;
+                    }
+                    if self.sweep_only {
+                        // A reconciliation sweep lists; the host queues what its ledger lacks.
+                        self.report.listed.push(Listed { call_id: id, tenant_id: own.clone(), version });
                         continue;
                     }
                     if b.skip.contains(&id) {

@@ -96,6 +96,14 @@ pub enum Job {
     /// Queue mode's worker: fetch and ship these queued calls, with no deadline; the report's
     /// [`Report::outcomes`] say what becomes of each.
     Drain(Vec<queue::QueuedCall>),
+    /// Reconciliation: list the calls that started in `[since, until)` without fetching them;
+    /// [`Report::listed`] has each one's id and version.
+    Sweep {
+        /// ISO 8601 start (at most 30 days back).
+        since: String,
+        /// ISO 8601 end; empty = now.
+        until: String,
+    },
     /// Keep this webhook's callRecords subscription alive: renew it when it expires within the
     /// margin, create it when there is none (see `subscriptions.rs`).
     Keep {
@@ -247,6 +255,9 @@ pub struct Report {
     /// Queue mode's drain: what becomes of each queued call.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub outcomes: Vec<queue::Outcome>,
+    /// A sweep: the calls listed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub listed: Vec<queue::Listed>,
 }
 
 impl Report {
@@ -275,6 +286,7 @@ impl Report {
             error: None,
             accepted: vec![],
             outcomes: vec![],
+            listed: vec![],
         }
     }
 
@@ -320,6 +332,8 @@ pub struct Run {
     renew_margin_ms: u64,
     /// A webhook job that only lists what it accepts ([`Job::Accept`]).
     accept_only: bool,
+    /// A sweep: list, do not fetch.
+    sweep_only: bool,
     /// A keep job, and whether its list found this webhook's subscription.
     keep: bool,
     keep_found: bool,
@@ -346,7 +360,7 @@ impl Run {
     pub fn start(config: Config, job: Job, now: u64) -> crate::Result<Run> {
         let job_kind = match job {
             Job::Webhook(_) | Job::Accept(_) => JobKind::Webhook,
-            Job::Backfill { .. } => JobKind::Backfill,
+            Job::Backfill { .. } | Job::Sweep { .. } => JobKind::Backfill,
             Job::Drain(_) => JobKind::Drain,
             _ => JobKind::Other,
         };
@@ -375,6 +389,7 @@ impl Run {
             backfill: None,
             renew_margin_ms: 0,
             accept_only: false,
+            sweep_only: false,
             keep: false,
             keep_found: false,
             drain: vec![],
@@ -403,6 +418,13 @@ impl Run {
             Job::Subscribe => {
                 subscription_urls(&run.config)?;
                 run.queue.push_back(Pending::new(Step::Subscription(SubscriptionStep::Create { tenant: own })));
+            }
+            Job::Sweep { since, until } => {
+                // One window for the whole span (at most 30 days; List pages through it).
+                let hours = (MAX_BACKFILL_DAYS * 24) as u32;
+                run.backfill = Some(backfill_windows(&since, &until, hours, vec![], now)?);
+                run.sweep_only = true;
+                run.queue.push_back(Pending::new(Step::ListPage { link: None }));
             }
             Job::Keep { margin_minutes } => {
                 subscription_urls(&run.config)?;

@@ -9,6 +9,11 @@
 //!   try it again later (with the tables already accepted, so they are not sent twice), or move it
 //!   to the dead letters with the reason.
 //!
+//! - [`Job::Sweep`](super::Job::Sweep) is reconciliation: List callRecords over a trailing window
+//!   (List filters by start time; [`SWEEP_HOURS`] cover Graph's 150-minute delay) and report each
+//!   `(id, version)` ([`Listed`]) for the host to queue what its shipped ledger lacks: the
+//!   notifications that never arrived.
+//!
 //! Which failures are permanent, how long to wait before the next attempt, and when to give up
 //! are decided here ([`outcome`]), so every host's queue keeps the same rules.
 
@@ -37,6 +42,22 @@ pub struct Accepted {
     /// `created`, `updated`, ...
     pub change_type: String,
 }
+
+/// A callRecord a reconciliation sweep listed: the host queues it unless its ledger shipped this
+/// version (or, without a version, any version) of it, or it is queued already.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listed {
+    /// callRecord id.
+    pub call_id: String,
+    /// The tenant it was listed in (the app's own).
+    pub tenant_id: String,
+    /// Its version, when the List page gave it.
+    pub version: Option<i64>,
+}
+
+/// How far back a sweep looks: Graph may publish a record up to 150 minutes after its call ended,
+/// and calls last; six hours covers both, and an hourly sweep sees each call several times.
+pub const SWEEP_HOURS: u32 = 6;
 
 /// A call as a queue holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

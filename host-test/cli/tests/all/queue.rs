@@ -51,6 +51,18 @@ fn landed(s: &StandIns) -> BTreeMap<(String, String), usize> {
     out
 }
 
+/// The calls with rows in every table (a call's tables are POSTed together, so one may be in
+/// before another).
+fn complete_calls(s: &StandIns) -> BTreeSet<String> {
+    let rows = landed(s);
+    let tables: BTreeSet<&String> = rows.keys().map(|(_, t)| t).collect();
+    let mut per: BTreeMap<&String, usize> = BTreeMap::new();
+    for (c, _) in rows.keys() {
+        *per.entry(c).or_default() += 1;
+    }
+    per.into_iter().filter(|(_, n)| *n == tables.len()).map(|(c, _)| c.clone()).collect()
+}
+
 /// Every notification that got a 202 lands, although `serve` was killed with SIGKILL while its
 /// workers were busy; the rerun's duplicates are at most the calls that were being worked on.
 #[test]
@@ -115,7 +127,7 @@ fn serve_killed_mid_run_loses_no_notification_it_answered_202() {
     assert_eq!(acknowledged, want, "every notification was acknowledged in the end");
     let deadline = Instant::now() + Duration::from_secs(240);
     loop {
-        let calls: BTreeSet<String> = landed(&s).keys().map(|(c, _)| c.clone()).collect();
+        let calls = complete_calls(&s);
         if want.is_subset(&calls) {
             break;
         }
@@ -144,7 +156,116 @@ fn serve_killed_mid_run_loses_no_notification_it_answered_202() {
         answer_ms.len(),
         twice.len()
     );
-    let metrics = get(addr, "/metrics").text();
-    assert!(metrics.contains("callrecords_queue_depth 0"), "{metrics}");
+    // The queue empties once the last turn is settled.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let metrics = get(addr, "/metrics").text();
+        if metrics.lines().any(|l| l == "callrecords_queue_depth 0") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the queue never emptied:\n{metrics}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// 30 % of the notifications never reach the webhook. One reconciliation sweep (`callrecords
+/// reconcile`, a second process on the same queue file) queues exactly those, `serve`'s workers
+/// ship them, and no call is shipped twice.
+#[test]
+fn a_sweep_queues_the_calls_whose_notifications_never_arrived() {
+    const N: u64 = 100;
+    let dir = temp_dir("queue-sweep");
+    let now = now_secs();
+    let (since, until) = (iso(now - 3 * 3600), iso(now));
+    let (_, s) = standin::start_http("127.0.0.1:0", |base| {
+        let mut s = StandIns::new(base, &callrecords_dir(), None, Faults::default())?;
+        for n in 0..N {
+            let (record, participants) = synth::peer_to_peer(n, &iso(now - 7200 + n as i64 * 30));
+            s.add_call(&record, participants)?;
+        }
+        s.set_latency(Latency::CLOUD);
+        Ok(s)
+    })
+    .expect("stand-ins start");
+    let env = callrecords_test_kit::demo::demo_env(s.base(), "logs-ingestion");
+    let (queue, log) = (dir.join("queue.sqlite3"), dir.join("serve.log"));
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let _serve = start_serve(addr, &env, &queue, &log);
+    let delivered: Vec<String> = (0..N).filter(|n| n % 10 >= 3).map(call_id).collect();
+    for ids in delivered.chunks(PER_POST) {
+        let body = delivery(ids.iter().map(|id| item(id, CONTOSO, DEMO_CLIENT_STATE)).collect()).to_string();
+        assert_eq!(post(addr, "/notify", Some("application/json"), body.as_bytes()).status, 202);
+    }
+    let calls_landed = || complete_calls(&s);
+    let wait_for = |n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while calls_landed().intersection(&(0..N).map(call_id).collect()).count() < n {
+            assert!(Instant::now() < deadline, "not {n} calls after 2 min\n{}", read_lossy(&log));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_for(delivered.len());
+    let graph_before = s.counters().graph;
+
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_callrecords"));
+    cmd.args(["reconcile", "--since", &since, "--until", &until, "--queue", queue.to_str().unwrap()]);
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("CALLRECORDS_")) {
+        cmd.env_remove(k);
+    }
+    let out = cmd.envs(env.iter().map(|(k, v)| (k, v))).output().expect("run callrecords reconcile");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let missing = N as usize - delivered.len();
+    let expect = format!("{N} calls listed, {missing} queued, {} shipped before, 0 queued already", delivered.len());
+    assert!(text.contains(&expect), "{text:?} lacks {expect:?}");
+
+    wait_for(N as usize);
+    let rows = landed(&s);
+    for n in 0..N {
+        assert_eq!(rows.get(&(call_id(n), "TeamsCall_CL".to_string())), Some(&1), "call {n}");
+    }
+    // Only the missing calls were fetched again: a record and a participants_v2 read each (plus List).
+    let fetched = s.counters().graph - graph_before;
+    assert!(fetched as usize >= 2 * missing && (fetched as usize) < 2 * missing + 10, "{fetched} Graph requests");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--log-format json`: every line `serve` prints is one JSON object, and none holds the secret.
+#[test]
+fn json_logs_are_one_object_per_line_without_secrets() {
+    let dir = temp_dir("queue-json-logs");
+    let (_, s) =
+        standin::start_http("127.0.0.1:0", |base| StandIns::new(base, &callrecords_dir(), None, Faults::default()))
+            .expect("stand-ins start");
+    let env = callrecords_test_kit::demo::demo_env(s.base(), "logs-ingestion");
+    let secret = env.iter().find(|(k, _)| k == "CALLRECORDS_CLIENT_SECRET").map(|(_, v)| v.clone()).unwrap();
+    let log = dir.join("serve.log");
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let file = std::fs::File::create(&log).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_callrecords"));
+    let queue = dir.join("q.sqlite3");
+    cmd.args(["serve", "--listen", &addr.to_string(), "--queue", queue.to_str().unwrap(), "--log-format", "json"]);
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("CALLRECORDS_")) {
+        cmd.env_remove(k);
+    }
+    cmd.envs(env.iter().map(|(k, v)| (k, v))).stdin(Stdio::null()).stdout(file.try_clone().unwrap()).stderr(file);
+    let mut child = ChildGuard(cmd.spawn().expect("spawn callrecords serve"));
+    wait_for_port(addr, &mut child, Duration::from_secs(120), &log);
+    let body = delivery(vec![item(crate::service::GROUP, CONTOSO, DEMO_CLIENT_STATE)]).to_string();
+    assert_eq!(post(addr, "/notify", Some("application/json"), body.as_bytes()).status, 202);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !read_lossy(&log).contains("\"event\":\"work\"") {
+        assert!(Instant::now() < deadline, "no work line:\n{}", read_lossy(&log));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(child);
+    let text = read_lossy(&log);
+    assert!(!text.contains(&secret), "the secret was logged:\n{text}");
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(v["time"].is_string() && v["time_ms"].is_u64() && v["message"].is_string(), "{line}");
+    }
+    assert!(text.lines().any(|l| l.contains("\"event\":\"POST\"") && l.contains("202 queued=1")), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }

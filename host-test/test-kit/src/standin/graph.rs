@@ -121,7 +121,19 @@ impl StandIns {
             .filter(|(_, c)| callrecords::values::parse_timestamp(&c.start).is_some_and(|t| t >= ge && t < lt))
             .collect();
         ids.sort_by(|a, b| a.0.cmp(b.0));
-        let items: Vec<Value> = ids.iter().map(|(id, c)| json!({"id": id, "startDateTime": c.start})).collect();
+        // Graph's List returns each callRecord's own properties (not its sessions).
+        let items: Vec<Value> = ids
+            .iter()
+            .map(|(id, c)| {
+                let mut item = json!({"id": id, "startDateTime": c.start});
+                for key in ["version", "type", "modalities", "lastModifiedDateTime", "endDateTime", "joinWebUrl"] {
+                    if let Some(v) = c.record.get(key) {
+                        item[key] = v.clone();
+                    }
+                }
+                item
+            })
+            .collect();
         let skip: usize = params.get("$skiptoken").and_then(|s| s.parse().ok()).unwrap_or(0);
         let value: Vec<Value> = items.iter().skip(skip).take(LIST_PAGE).cloned().collect();
         let mut page = json!({ "value": value });
