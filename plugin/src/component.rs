@@ -431,6 +431,14 @@ impl wit::driver::GuestRun for Run {
     fn restore_tokens(&self, saved: Vec<u8>, now_ms: u64) -> u32 {
         self.0.borrow_mut().restore_tokens(&saved, now_ms)
     }
+
+    fn saved_limits(&self, now_ms: u64) -> Vec<u8> {
+        self.0.borrow().saved_limits(now_ms)
+    }
+
+    fn restore_limits(&self, saved: Vec<u8>, now_ms: u64) {
+        self.0.borrow_mut().restore_limits(&saved, now_ms)
+    }
 }
 
 fn report(r: pipeline::Report) -> wit::driver::Report {

@@ -1421,3 +1421,32 @@ fn a_drain_retry_sends_only_the_tables_that_were_not_accepted() {
     let streams = expected(&specs[0]).streams as usize;
     assert_eq!(host2.rows.len(), streams, "every stream row, once");
 }
+
+/// Queue mode's worker runs drain jobs one after the other: each counts what the previous one
+/// sent to the tenant's Graph (`saved_limits` → `restore_limits`), so that two turns of 500 calls
+/// (2,000 Graph requests) keep to 1,500 per 20 s together, not each on its own.
+#[test]
+fn consecutive_drain_turns_keep_to_the_tenant_limit_together() {
+    let specs: Vec<CallSpec> = (0..1_000).map(|i| CallSpec::new(i, 0, 1)).collect();
+    let cfg = || config(&[("CALLRECORDS_GZIP", "false")]);
+    let turn = |calls: &[CallSpec], now: u64, limits: Option<&[u8]>| {
+        let mut host = Host::new(World::webhook(&specs), 21, Order::DueFirst, (20, 60));
+        host.now = now;
+        let job = Job::Drain(calls.iter().map(|c| queued(c, now, 0, &[])).collect());
+        let mut run = Run::start(cfg(), job, now).expect("the job starts");
+        if let Some(l) = limits {
+            run.restore_limits(l, now);
+        }
+        let report = host.drive(&mut run);
+        assert!(report.outcomes.iter().all(|o| matches!(o, Outcome::Shipped { .. })), "{:?}", report.error);
+        let saved = run.saved_limits(host.now);
+        (host, saved)
+    };
+    let (first, saved) = turn(&specs[..500], NOW, None);
+    let (second, _) = turn(&specs[500..], first.now, Some(&saved));
+    let mut times = first.send_times(Kind::is_graph);
+    times.extend(second.send_times(Kind::is_graph));
+    assert_eq!(times.len(), 2_000);
+    let busiest = busiest_window(&times);
+    assert!(busiest <= PER_TENANT, "{busiest} Graph requests for the tenant within 20 s over both turns");
+}

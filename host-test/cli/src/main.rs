@@ -32,14 +32,15 @@ struct QueueArgs {
     /// The queue's SQLite file (default: <workspace>/queue.sqlite3).
     #[arg(long)]
     queue: Option<PathBuf>,
-    /// Worker threads.
-    #[arg(long, default_value_t = 4)]
+    /// Worker threads. One keeps to Graph's per-tenant limit exactly (its turns count what the
+    /// previous one sent); each more shares the limit only within its own turns.
+    #[arg(long, default_value_t = 1)]
     workers: usize,
     /// `text`, or `json`: one JSON object per line.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
-    /// Calls a worker takes per turn.
-    #[arg(long, default_value_t = 25)]
+    /// Calls a worker takes per turn (its drain job keeps up to 64 requests in flight).
+    #[arg(long, default_value_t = 100)]
     batch: usize,
     /// How long a worker's claim holds a call before another may take it (renewed while it works).
     #[arg(long, default_value_t = 60)]

@@ -42,6 +42,20 @@ impl Runtime {
         transport: &dyn Transport,
         progress: &mut dyn FnMut(&Progress),
     ) -> Result<JobReport, Error> {
+        self.run_job_with_limits(env, job, transport, progress, &mut None)
+    }
+
+    /// [`Runtime::run_job`] for a host that runs jobs one after the other: `limits` holds what
+    /// the previous job sent to Graph (its `saved-limits`), is counted by this one, and is
+    /// replaced by this one's at its end.
+    pub fn run_job_with_limits(
+        &self,
+        env: &Vec<(String, String)>,
+        job: &Job,
+        transport: &dyn Transport,
+        progress: &mut dyn FnMut(&Progress),
+        limits: &mut Option<Vec<u8>>,
+    ) -> Result<JobReport, Error> {
         let mut i = self.instance()?;
         let timeout = self.limits().call_timeout;
         let run = match i.plugin.teams_sentinel_callrecords_driver().run().call_start(&mut i.store, env, job, now_ms())
@@ -54,6 +68,10 @@ impl Runtime {
         if let Some(saved) = saved {
             let driver = i.plugin.teams_sentinel_callrecords_driver().run();
             driver.call_restore_tokens(&mut i.store, run, &saved, now_ms()).map_err(|e| Error::Call(i.fail(e)))?;
+        }
+        if let Some(saved) = limits.as_ref() {
+            let driver = i.plugin.teams_sentinel_callrecords_driver().run();
+            driver.call_restore_limits(&mut i.store, run, saved, now_ms()).map_err(|e| Error::Call(i.fail(e)))?;
         }
         let (tx, rx) = std::sync::mpsc::channel::<Answer>();
         {
@@ -96,6 +114,9 @@ impl Runtime {
                             && let Ok(mut t) = self.tokens.lock()
                         {
                             *t = Some(saved);
+                        }
+                        if let Ok(saved) = driver.call_saved_limits(&mut i.store, run, now_ms()) {
+                            *limits = Some(saved);
                         }
                         let _ = run.resource_drop(&mut i.store);
                         let detail = serde_json::from_str(&report.json).unwrap_or(serde_json::Value::Null);

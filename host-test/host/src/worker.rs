@@ -32,9 +32,11 @@ pub struct WorkerOptions {
 impl Default for WorkerOptions {
     fn default() -> Self {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+        // One worker, whose turns carry Graph's per-tenant count from one to the next, keeps to
+        // the limit exactly; its drain job keeps up to 64 requests in flight itself.
         WorkerOptions {
-            workers: 4,
-            batch: 25,
+            workers: 1,
+            batch: 100,
             lease: Duration::from_secs(60),
             name: format!("{host}:{}", std::process::id()),
         }
@@ -179,8 +181,20 @@ impl Workers {
                 std::thread::Builder::new()
                     .name(format!("callrecords-worker-{i}"))
                     .spawn(move || {
+                        // What this worker's last turn sent to Graph, counted by its next one.
+                        let mut limits = None;
                         while !w.stop.load(Ordering::Relaxed) {
-                            match turn(&w.rt, &w.env, &w.queue, w.transport.as_ref(), &w.opts, &name, &w.metrics) {
+                            let t = turn(
+                                &w.rt,
+                                &w.env,
+                                &w.queue,
+                                w.transport.as_ref(),
+                                &w.opts,
+                                &name,
+                                &w.metrics,
+                                &mut limits,
+                            );
+                            match t {
                                 Ok(Some(line)) => (w.log)(&line),
                                 Ok(None) => w.queue.wait_for_work(Duration::from_millis(500)),
                                 Err(e) => {
@@ -196,7 +210,9 @@ impl Workers {
     }
 }
 
-/// One turn: claim, drain, settle. `None` when nothing was due.
+/// One turn: claim, drain, settle. `None` when nothing was due. `limits` carries Graph's
+/// per-tenant count from the previous turn to this one.
+#[allow(clippy::too_many_arguments)]
 pub fn turn(
     rt: &Runtime,
     env: &Vec<(String, String)>,
@@ -205,6 +221,7 @@ pub fn turn(
     opts: &WorkerOptions,
     name: &str,
     metrics: &Metrics,
+    limits: &mut Option<Vec<u8>>,
 ) -> Result<Option<String>, String> {
     let claimed = queue.claim(name, opts.batch, now_ms(), opts.lease)?;
     if claimed.is_empty() {
@@ -238,13 +255,14 @@ pub fn turn(
         // Calls shipped during the turn leave the queue at once.
         let by_call: std::collections::HashMap<&str, i64> =
             claimed.iter().map(|(id, c)| (c.call_id.as_str(), *id)).collect();
-        let r = rt.run_job(env, &Job::Drain(calls), transport, &mut |p| {
+        let mut shipped = |p: &crate::bindings::driver::Progress| {
             let ids: Vec<i64> = p.shipped.iter().filter_map(|c| by_call.get(c.as_str()).copied()).collect();
             // If this fails, the settle at the end of the turn takes them off instead.
             if !ids.is_empty() {
                 let _ = queue.shipped_early(&ids);
             }
-        });
+        };
+        let r = rt.run_job_with_limits(env, &Job::Drain(calls), transport, &mut shipped, limits);
         done.store(true, Ordering::Relaxed);
         r
     });

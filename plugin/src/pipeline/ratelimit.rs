@@ -48,7 +48,59 @@ impl Step {
     }
 }
 
+/// Version of the saved-limits document; another version is ignored.
+const SAVED_LIMITS_VERSION: u64 = 1;
+
 impl Run {
+    /// What this run sent to each tenant's Graph within the last window, and the `Retry-After`
+    /// holds still running at `now`: for the host's next run of the same app, so that runs one
+    /// after the other keep to the per-tenant limit together (queue mode's worker).
+    pub fn saved_limits(&self, now: u64) -> Vec<u8> {
+        let window = GRAPH_TENANT_RATE_LIMIT.1 + WINDOW_MARGIN_MS;
+        let sent: serde_json::Map<String, serde_json::Value> = self
+            .sent
+            .iter()
+            .filter(|(k, _)| k.starts_with("tenant/"))
+            .map(|(k, times)| {
+                let live: Vec<u64> = times.iter().copied().filter(|t| t + window > now).collect();
+                (k.clone(), serde_json::json!(live))
+            })
+            .collect();
+        let holds: serde_json::Map<String, serde_json::Value> = self
+            .holds
+            .iter()
+            .filter(|(_, until)| **until > now)
+            .map(|(k, u)| (k.clone(), serde_json::json!(u)))
+            .collect();
+        serde_json::json!({"v": SAVED_LIMITS_VERSION, "sent": sent, "holds": holds}).to_string().into_bytes()
+    }
+
+    /// Count what an earlier run saved with [`Run::saved_limits`] against this run's limits.
+    /// Anything unreadable is ignored. Call it before the first [`Run::next`].
+    pub fn restore_limits(&mut self, saved: &[u8], now: u64) {
+        let Ok(doc) = serde_json::from_slice::<serde_json::Value>(saved) else { return };
+        if doc["v"].as_u64() != Some(SAVED_LIMITS_VERSION) {
+            return;
+        }
+        let window = GRAPH_TENANT_RATE_LIMIT.1 + WINDOW_MARGIN_MS;
+        for (key, times) in doc["sent"].as_object().into_iter().flatten() {
+            if !key.starts_with("tenant/") {
+                continue;
+            }
+            let mut all: Vec<u64> = times.as_array().into_iter().flatten().filter_map(|t| t.as_u64()).collect();
+            all.retain(|t| t + window > now && *t <= now);
+            all.extend(self.sent.get(key).into_iter().flatten().copied());
+            all.sort_unstable();
+            self.sent.insert(key.clone(), all.into_iter().collect());
+        }
+        for (service, until) in doc["holds"].as_object().into_iter().flatten() {
+            if let Some(u) = until.as_u64().filter(|u| *u > now) {
+                let h = self.holds.entry(service.clone()).or_insert(u);
+                *h = (*h).max(u);
+            }
+        }
+    }
+
     /// How long one more request of `step` must wait at `now` to keep to every limit, if at all.
     pub(super) fn rate_wait(&self, step: &Step, now: u64) -> Option<u64> {
         let mut wait = None;

@@ -140,8 +140,8 @@ fn serve_killed_mid_run_loses_no_notification_it_answered_202() {
         std::thread::sleep(Duration::from_millis(200));
     }
     let secs = started.elapsed().as_secs_f64();
-    // Each table of each call once, except those being worked on at the kill (each worker holds at
-    // most a batch of 25; four workers).
+    // Each table of each call once, except those being worked on at the kill (the worker holds at
+    // most a batch of 100, and takes each call off the queue as soon as it is shipped).
     let rows = landed(&s);
     let once = rows.get(&(call_id(0), "TeamsCall_CL".to_string())).copied().unwrap_or(0);
     assert_eq!(once.min(1), 1);
