@@ -269,3 +269,65 @@ fn json_logs_are_one_object_per_line_without_secrets() {
     assert!(text.lines().any(|l| l.contains("\"event\":\"POST\"") && l.contains("202 queued=1")), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// SIGTERM while the worker is busy: `serve` stops accepting, finishes its turn, exits 0 and
+/// leaves the rest queued; started again, it ships the rest, and nothing is shipped twice.
+#[test]
+fn sigterm_drains_the_turn_and_leaves_the_rest_queued() {
+    const N: u64 = 300;
+    let dir = temp_dir("queue-sigterm");
+    let now = now_secs();
+    let (_, s) = standin::start_http("127.0.0.1:0", |base| {
+        let mut s = StandIns::new(base, &callrecords_dir(), None, Faults::default())?;
+        for n in 0..N {
+            let (record, participants) = synth::peer_to_peer(n, &iso(now - 7200 + n as i64));
+            s.add_call(&record, participants)?;
+        }
+        s.set_latency(Latency::CLOUD);
+        Ok(s)
+    })
+    .expect("stand-ins start");
+    let env = callrecords_test_kit::demo::demo_env(s.base(), "logs-ingestion");
+    let (queue, log) = (dir.join("queue.sqlite3"), dir.join("serve.log"));
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut serve = start_serve(addr, &env, &queue, &log);
+    let ids: Vec<String> = (0..N).map(call_id).collect();
+    for chunk in ids.chunks(50) {
+        let body = delivery(chunk.iter().map(|id| item(id, CONTOSO, DEMO_CLIENT_STATE)).collect()).to_string();
+        assert_eq!(post(addr, "/notify", Some("application/json"), body.as_bytes()).status, 202);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while complete_calls(&s).len() < 20 {
+        assert!(Instant::now() < deadline, "nothing shipped:\n{}", read_lossy(&log));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = serve.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let stopped = Instant::now();
+    let status = loop {
+        if let Some(st) = serve.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(stopped.elapsed() < Duration::from_secs(60), "serve did not stop:\n{}", read_lossy(&log));
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let text = read_lossy(&log);
+    assert!(status.success(), "{status:?}\n{text}");
+    let left: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("stopped: ").and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok()))
+        .unwrap_or_else(|| panic!("no `stopped:` line:\n{text}"));
+    let shipped = complete_calls(&s).len() as u64;
+    assert!(left > 0 && left + shipped == N, "{left} left + {shipped} shipped != {N}\n{text}");
+
+    let _serve = start_serve(addr, &env, &queue, &log);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while complete_calls(&s).len() < N as usize {
+        assert!(Instant::now() < deadline, "not all landed:\n{}", read_lossy(&log));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let twice = landed(&s).iter().filter(|((_, t), n)| t == "TeamsCall_CL" && **n > 1).count();
+    assert_eq!(twice, 0, "calls shipped twice");
+    println!("SIGTERM after {shipped} calls: {left} left queued, all {N} landed after the restart, none twice");
+    let _ = std::fs::remove_dir_all(&dir);
+}
