@@ -121,7 +121,20 @@ fn serve_killed_mid_run_loses_no_notification_it_answered_202() {
             }
         }
     }
-    assert!(killed, "the kill never happened");
+    if !killed {
+        // Every POST was answered before 20 calls shipped (a busy machine): kill while the
+        // worker is draining.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while s.accepted().get("TeamsCall_CL").map_or(0, Vec::len) < 20 {
+            assert!(Instant::now() < deadline, "nothing shipped in 2 min:\n{}", read_lossy(&log));
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        serve.0.kill().expect("SIGKILL");
+        serve.0.wait().unwrap();
+        println!("killed after every notification was acknowledged, while the worker drained");
+        serve = start_serve(addr, &env, &queue, &log);
+    }
+    let _serve = serve;
     // Everything acknowledged lands.
     let want: BTreeSet<String> = (0..CALLS).map(call_id).collect();
     assert_eq!(acknowledged, want, "every notification was acknowledged in the end");
@@ -147,6 +160,7 @@ fn serve_killed_mid_run_loses_no_notification_it_answered_202() {
     assert_eq!(once.min(1), 1);
     let twice: BTreeSet<&String> =
         rows.iter().filter(|((_, t), n)| t == "TeamsCall_CL" && **n > 1).map(|((c, _), _)| c).collect();
+    // At most the one turn that was being worked on (the batch of 100) is shipped again.
     assert!(twice.len() <= 100, "{} calls shipped twice", twice.len());
     answer_ms.sort_by(f64::total_cmp);
     let p99 = answer_ms[(answer_ms.len() * 99 / 100).min(answer_ms.len() - 1)];
