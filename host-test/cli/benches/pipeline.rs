@@ -176,18 +176,7 @@ fn queue_mode() {
     let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let headers = vec![("Content-Type".to_string(), "application/json".to_string())];
     let post = |ids: &[&str]| {
-        let items: Vec<serde_json::Value> = ids
-            .iter()
-            .map(|id| {
-                serde_json::json!({
-                    "subscriptionId": "9c4e1f22-5b3d-4a8e-b7c6-0d1e2f3a4b5c", "changeType": "updated",
-                    "resource": format!("communications/callRecords/{id}"),
-                    "resourceData": {"id": id}, "clientState": callrecords_test_kit::demo::DEMO_CLIENT_STATE,
-                    "tenantId": callrecords_test_kit::demo::CONTOSO,
-                })
-            })
-            .collect();
-        let body = serde_json::json!({ "value": items }).to_string().into_bytes();
+        let body = callrecords_test_kit::demo::delivery_body(ids);
         let t = Instant::now();
         let (status, _) = tokio.block_on(edge.clone().handle_parts("POST", "/notify", &headers, body));
         (status, t.elapsed().as_secs_f64() * 1e3)
@@ -326,18 +315,7 @@ fn cloud() {
     let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let headers = vec![("Content-Type".to_string(), "application/json".to_string())];
     let post = |ids: &[&str]| {
-        let items: Vec<serde_json::Value> = ids
-            .iter()
-            .map(|id| {
-                serde_json::json!({
-                    "subscriptionId": "9c4e1f22-5b3d-4a8e-b7c6-0d1e2f3a4b5c", "changeType": "updated",
-                    "resource": format!("communications/callRecords/{id}"),
-                    "resourceData": {"id": id}, "clientState": callrecords_test_kit::demo::DEMO_CLIENT_STATE,
-                    "tenantId": callrecords_test_kit::demo::CONTOSO,
-                })
-            })
-            .collect();
-        let body = serde_json::json!({ "value": items }).to_string().into_bytes();
+        let body = callrecords_test_kit::demo::delivery_body(ids);
         let served = tokio.block_on(host.handle_parts("POST", "/notify", &headers, body));
         (served.status, served.elapsed.as_secs_f64() * 1e3)
     };

@@ -3,6 +3,7 @@
 //! Nothing here is a real credential.
 
 use callrecords_host::bindings::webhook;
+use serde_json::{Value, json};
 
 /// The demo subscription's clientState (a public, made-up value).
 pub const DEMO_CLIENT_STATE: &str = "teams-sentinel-demo";
@@ -54,4 +55,28 @@ pub fn demo_env(base: &str, sink: &str) -> Vec<(String, String)> {
         v("CALLRECORDS_NOTIFICATION_URL", "https://teams-sentinel.example.com/notify"),
         v("CALLRECORDS_LIFECYCLE_URL", "https://teams-sentinel.example.com/lifecycle"),
     ]
+}
+
+/// One change notification for `call`, shaped as Graph's docs show it (`created`, with the
+/// `@odata` annotations in `resourceData`).
+pub fn item(call: &str, tenant: &str, client_state: &str) -> Value {
+    json!({
+        "subscriptionId": "9c4e1f22-5b3d-4a8e-b7c6-0d1e2f3a4b5c",
+        "subscriptionExpirationDateTime": "2026-11-29T18:23:45.9356913+00:00",
+        "changeType": "created",
+        "resource": format!("communications/callRecords/{call}"),
+        "resourceData": {"@odata.type": "#Microsoft.Graph.callRecord", "@odata.id": format!("communications/callRecords/{call}"), "id": call},
+        "clientState": client_state,
+        "tenantId": tenant,
+    })
+}
+
+/// A delivery: Graph POSTs its notifications as `{"value": [...]}`.
+pub fn delivery(items: Vec<Value>) -> Value {
+    json!({ "value": items })
+}
+
+/// The body of one delivery of the demo subscription's notifications for `calls` (Contoso).
+pub fn delivery_body(calls: &[&str]) -> Vec<u8> {
+    delivery(calls.iter().map(|id| item(id, CONTOSO, DEMO_CLIENT_STATE)).collect()).to_string().into_bytes()
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use callrecords_test_kit::demo::{CONTOSO, DEMO_CLIENT_STATE};
-use callrecords_test_kit::standin::{self, Faults, Latency, StandIns};
+use callrecords_test_kit::standin::{self, Faults, StandIns};
 use serde_json::Value;
 
 use crate::cli::OutputText;
@@ -169,17 +169,7 @@ fn backfill_killed_mid_run_resumes_and_redoes_only_the_calls_in_flight() {
     let dir = temp_dir("jobs-cli-backfill-kill");
     let now = now_secs();
     let (since, until) = (iso(now - 3 * 3600), iso(now - 3600));
-    let (_, s) = standin::start_http("127.0.0.1:0", |base| {
-        let mut s = StandIns::new(base, &callrecords_dir(), None, Faults::default())?;
-        for n in 0..CALLS {
-            let (record, participants) =
-                callrecords_test_kit::synth::peer_to_peer(n as u64, &iso(now - 3 * 3600 + 30 + n * 20));
-            s.add_call(&record, participants)?;
-        }
-        s.set_latency(Latency::CLOUD);
-        Ok(s)
-    })
-    .expect("stand-ins start");
+    let s = crate::stock::cloud_standins(CALLS as u64, now - 3 * 3600 + 30, 20);
     let mut env = callrecords_test_kit::demo::demo_env(s.base(), "logs-ingestion");
     env.push(("CALLRECORDS_MAX_IN_FLIGHT".into(), "64".into()));
     let cp = dir.join("cp.json");

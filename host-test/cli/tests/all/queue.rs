@@ -7,17 +7,16 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use callrecords_test_kit::demo::{CONTOSO, DEMO_CLIENT_STATE};
-use callrecords_test_kit::standin::{self, Faults, Latency, StandIns};
-use callrecords_test_kit::synth;
+use callrecords_test_kit::standin::{self, Faults, StandIns};
 
 use crate::service::{callrecords_dir, delivery, item};
-use crate::stock::{ChildGuard, free_port, get, iso, now_secs, post, read_lossy, wait_for_port};
+use crate::stock::{ChildGuard, cloud_standins, free_port, get, iso, now_secs, post, read_lossy, wait_for_port};
 use crate::temp_dir;
 
 const CALLS: u64 = 1_000;
 const PER_POST: usize = 5;
 
-fn call_id(n: u64) -> String {
+pub fn call_id(n: u64) -> String {
     format!("5a1e0000-0000-4000-8000-{n:012x}")
 }
 
@@ -27,21 +26,35 @@ fn start_serve(
     queue: &std::path::Path,
     log: &std::path::Path,
 ) -> ChildGuard {
+    let args = ["serve", "--listen", &addr.to_string(), "--queue", queue.to_str().unwrap(), "--lease-seconds", "2"];
+    spawn_cli(&args, env, log, Some(addr))
+}
+
+/// `callrecords ARGS` with exactly `env` as its CALLRECORDS_* settings, its output appended to
+/// `log`; once `addr` (if any) takes connections.
+pub fn spawn_cli(
+    args: &[&str],
+    env: &[(String, String)],
+    log: &std::path::Path,
+    addr: Option<SocketAddr>,
+) -> ChildGuard {
     let file = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_callrecords"));
-    cmd.args(["serve", "--listen", &addr.to_string(), "--queue", queue.to_str().unwrap(), "--lease-seconds", "2"]);
+    cmd.args(args);
     for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("CALLRECORDS_")) {
         cmd.env_remove(k);
     }
     cmd.envs(env.iter().map(|(k, v)| (k, v)));
     cmd.stdin(Stdio::null()).stdout(file.try_clone().unwrap()).stderr(file);
-    let mut child = ChildGuard(cmd.spawn().expect("spawn callrecords serve"));
-    wait_for_port(addr, &mut child, Duration::from_secs(120), log);
+    let mut child = ChildGuard(cmd.spawn().expect("spawn callrecords"));
+    if let Some(addr) = addr {
+        wait_for_port(addr, &mut child, Duration::from_secs(120), log);
+    }
     child
 }
 
 /// Rows accepted per (CallId, table).
-fn landed(s: &StandIns) -> BTreeMap<(String, String), usize> {
+pub fn landed(s: &StandIns) -> BTreeMap<(String, String), usize> {
     let mut out = BTreeMap::new();
     for (table, rows) in s.accepted() {
         for r in rows {
@@ -53,7 +66,7 @@ fn landed(s: &StandIns) -> BTreeMap<(String, String), usize> {
 
 /// The calls with rows in every table (a call's tables are POSTed together, so one may be in
 /// before another).
-fn complete_calls(s: &StandIns) -> BTreeSet<String> {
+pub fn complete_calls(s: &StandIns) -> BTreeSet<String> {
     let rows = landed(s);
     let tables: BTreeSet<&String> = rows.keys().map(|(_, t)| t).collect();
     let mut per: BTreeMap<&String, usize> = BTreeMap::new();
@@ -69,16 +82,7 @@ fn complete_calls(s: &StandIns) -> BTreeSet<String> {
 fn serve_killed_mid_run_loses_no_notification_it_answered_202() {
     let dir = temp_dir("queue-crash");
     let now = now_secs();
-    let (_, s) = standin::start_http("127.0.0.1:0", |base| {
-        let mut s = StandIns::new(base, &callrecords_dir(), None, Faults::default())?;
-        for n in 0..CALLS {
-            let (record, participants) = synth::peer_to_peer(n, &iso(now - 7200 + n as i64));
-            s.add_call(&record, participants)?;
-        }
-        s.set_latency(Latency::CLOUD);
-        Ok(s)
-    })
-    .expect("stand-ins start");
+    let s = cloud_standins(CALLS, now - 7200, 1);
     let env = callrecords_test_kit::demo::demo_env(s.base(), "logs-ingestion");
     let (queue, log) = (dir.join("queue.sqlite3"), dir.join("serve.log"));
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -192,16 +196,7 @@ fn a_sweep_queues_the_calls_whose_notifications_never_arrived() {
     let dir = temp_dir("queue-sweep");
     let now = now_secs();
     let (since, until) = (iso(now - 3 * 3600), iso(now));
-    let (_, s) = standin::start_http("127.0.0.1:0", |base| {
-        let mut s = StandIns::new(base, &callrecords_dir(), None, Faults::default())?;
-        for n in 0..N {
-            let (record, participants) = synth::peer_to_peer(n, &iso(now - 7200 + n as i64 * 30));
-            s.add_call(&record, participants)?;
-        }
-        s.set_latency(Latency::CLOUD);
-        Ok(s)
-    })
-    .expect("stand-ins start");
+    let s = cloud_standins(N, now - 7200, 30);
     let env = callrecords_test_kit::demo::demo_env(s.base(), "logs-ingestion");
     let (queue, log) = (dir.join("queue.sqlite3"), dir.join("serve.log"));
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -291,16 +286,7 @@ fn sigterm_drains_the_turn_and_leaves_the_rest_queued() {
     const N: u64 = 300;
     let dir = temp_dir("queue-sigterm");
     let now = now_secs();
-    let (_, s) = standin::start_http("127.0.0.1:0", |base| {
-        let mut s = StandIns::new(base, &callrecords_dir(), None, Faults::default())?;
-        for n in 0..N {
-            let (record, participants) = synth::peer_to_peer(n, &iso(now - 7200 + n as i64));
-            s.add_call(&record, participants)?;
-        }
-        s.set_latency(Latency::CLOUD);
-        Ok(s)
-    })
-    .expect("stand-ins start");
+    let s = cloud_standins(N, now - 7200, 1);
     let env = callrecords_test_kit::demo::demo_env(s.base(), "logs-ingestion");
     let (queue, log) = (dir.join("queue.sqlite3"), dir.join("serve.log"));
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();

@@ -9,6 +9,7 @@ use std::sync::{Arc, LazyLock};
 use callrecords_host::service::{Outbound, Served, ServiceHost};
 use callrecords_host::transport::HttpClient;
 use callrecords_test_kit::demo::{CONTOSO, DEMO_CLIENT_STATE, FABRIKAM};
+pub use callrecords_test_kit::demo::{delivery, item};
 use callrecords_test_kit::standin::{Faults, Latency, StandIns};
 use serde_json::{Value, json};
 
@@ -87,22 +88,6 @@ impl Rig {
             .filter_map(|r| r["CallId"].as_str().map(String::from))
             .collect()
     }
-}
-
-pub fn item(call: &str, tenant: &str, client_state: &str) -> Value {
-    json!({
-        "subscriptionId": "9c4e1f22-5b3d-4a8e-b7c6-0d1e2f3a4b5c",
-        "subscriptionExpirationDateTime": "2026-11-29T18:23:45.9356913+00:00",
-        "changeType": "created",
-        "resource": format!("communications/callRecords/{call}"),
-        "resourceData": {"@odata.type": "#Microsoft.Graph.callRecord", "@odata.id": format!("communications/callRecords/{call}"), "id": call},
-        "clientState": client_state,
-        "tenantId": tenant,
-    })
-}
-
-pub fn delivery(items: Vec<Value>) -> Value {
-    json!({ "value": items })
 }
 
 fn lifecycle(event: &str) -> Value {

