@@ -10,6 +10,7 @@ use crate::entra::Credentials;
 use crate::error::{Error, Result};
 use crate::graph::webhook;
 use crate::http;
+use crate::storage::queue::QueueTarget;
 
 /// Microsoft Graph, unless a stand-in is configured.
 pub const DEFAULT_GRAPH_URL: &str = "https://graph.microsoft.com";
@@ -57,6 +58,11 @@ pub const VARIABLES: &[(&str, &str)] = &[
     (MAX_IN_FLIGHT, "Requests one job keeps in flight at once, Graph and ingestion together (default 64, 1-1000)"),
     (RESYNC_HOURS, "Window a resync covers after `missed` or a recreated subscription (default 24)"),
     (MAX_BODY_BYTES, "Largest notification body accepted (default 1048576)"),
+    (
+        QUEUE_URL,
+        "Queue mode on an Azure Storage queue shared by every replica: https://<account>.queue.core.windows.net/<queue> (default: the local SQLite file)",
+    ),
+    (QUEUE_KEY, "Storage account key for SharedKey (secret; default: an Entra token for the storage scope)"),
 ];
 
 const TENANT_ID: &str = "CALLRECORDS_TENANT_ID";
@@ -83,6 +89,8 @@ const RETRY_BASE_MS: &str = "CALLRECORDS_RETRY_BASE_MS";
 const MAX_IN_FLIGHT: &str = "CALLRECORDS_MAX_IN_FLIGHT";
 const RESYNC_HOURS: &str = "CALLRECORDS_RESYNC_HOURS";
 const MAX_BODY_BYTES: &str = "CALLRECORDS_MAX_BODY_BYTES";
+const QUEUE_URL: &str = "CALLRECORDS_QUEUE_URL";
+const QUEUE_KEY: &str = "CALLRECORDS_QUEUE_KEY";
 
 /// Where rows go.
 #[derive(Clone, PartialEq, Eq)]
@@ -150,6 +158,8 @@ pub struct Config {
     pub max_in_flight: u32,
     /// Resync window length.
     pub resync_hours: u32,
+    /// The Azure Storage queue queue mode shares, when set.
+    pub queue: Option<QueueTarget>,
 }
 
 impl fmt::Debug for Config {
@@ -242,6 +252,7 @@ impl Config {
             retry_base_ms: number(RETRY_BASE_MS, DEFAULT_RETRY_BASE_MS)?,
             max_in_flight,
             resync_hours: number(RESYNC_HOURS, DEFAULT_RESYNC_HOURS)?.clamp(1, 24 * 30),
+            queue: get(QUEUE_URL).map(|u| QueueTarget::parse(QUEUE_URL, u, get(QUEUE_KEY))).transpose()?,
         })
     }
 
@@ -292,6 +303,11 @@ impl Config {
             (RESYNC_HOURS, self.resync_hours.to_string()),
             (MAX_BODY_BYTES, self.webhook.max_body_bytes.to_string()),
         ]);
+        if let Some(q) = &self.queue {
+            out.push((QUEUE_URL, q.url.clone()));
+            let auth = q.key.as_ref().map_or_else(|| "(an Entra token for the storage scope)".into(), |k| secret(k));
+            out.push((QUEUE_KEY, auth));
+        }
         out.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }
 }

@@ -21,6 +21,8 @@ pub enum Scope {
     Graph,
     /// Azure Monitor Logs Ingestion.
     Monitor,
+    /// Azure Storage (queue mode's shared queue).
+    Storage,
 }
 
 impl Scope {
@@ -29,6 +31,7 @@ impl Scope {
         match self {
             Scope::Graph => GRAPH_SCOPE,
             Scope::Monitor => MONITOR_SCOPE,
+            Scope::Storage => crate::storage::queue::STORAGE_SCOPE,
         }
     }
 }

@@ -16,6 +16,7 @@
 //! | [`schema`] | the tables those rows fill, declared once |
 //! | [`monitor`] | Azure Monitor: batching, Logs Ingestion, Data Collector (SharedKey), forward; [`monitor::templates`], the ARM / DCR / Kusto content |
 //! | [`pipeline`] | the state machine every host drives: webhook → Graph → rows → ingestion → answer; backfill; subscription jobs; retries, tokens, rate limits |
+//! | [`storage`] | Azure Storage: the Queue service requests (SharedKey or an Entra token) queue mode scales out on |
 //! | [`config`] | the `CALLRECORDS_*` settings |
 //! | [`http`] | request and response shapes, base URLs and the bearer header, the judge of every service answer |
 //! | [`values`] | Graph's values: timestamps, durations, lenient scalars |
@@ -35,6 +36,7 @@ pub mod http;
 pub mod monitor;
 pub mod pipeline;
 pub mod schema;
+pub mod storage;
 pub mod values;
 
 // The component exports exist only in the wasm32-wasip2 build; the same crate is an rlib for

@@ -78,6 +78,15 @@ pub struct Options {
 /// callRecords subscriptions last at most 4230 minutes).
 pub const KEEP_MARGIN_MINUTES: u32 = 24 * 60;
 
+/// The Azure Storage queue queue mode shares, when `CALLRECORDS_QUEUE_URL` names one.
+fn storage_queue(env: &[(String, String)]) -> Option<String> {
+    env.iter()
+        .rev()
+        .find(|(k, _)| k == "CALLRECORDS_QUEUE_URL")
+        .map(|(_, v)| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
 /// The `CALLRECORDS_*` variables of this process.
 pub fn process_env() -> Vec<(String, String)> {
     std::env::vars().filter(|(k, _)| k.starts_with("CALLRECORDS_")).collect()
@@ -104,7 +113,12 @@ pub fn run(opts: Options) -> Result<(), String> {
         standins = Some(s);
     }
     let settings = rt.describe_settings(&env).map_err(|e| format!("settings: {e}"))?;
+    let storage_queue = storage_queue(&env);
+    let mut opts = opts;
+    opts.workers.storage = storage_queue.is_some() && opts.queue.is_some();
     let queue = match &opts.queue {
+        // On an Azure Storage queue the local store only backs /healthz and /metrics.
+        Some(_) if opts.workers.storage => Some(Arc::new(Queue::open(Path::new(":memory:"))?)),
         Some(path) => Some(Arc::new(Queue::open(path)?)),
         None => None,
     };
@@ -115,6 +129,17 @@ pub fn run(opts: Options) -> Result<(), String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
 
     let mut banner = match &queue {
+        Some(_) if opts.workers.storage => vec![
+            format!(
+                "callrecords serve (queue mode): the webhook on http://{addr}/ (any path); GET /healthz, GET /metrics"
+            ),
+            format!(
+                "  deliveries are put on the Azure Storage queue {} before the 202; {} workers here drain it, with every other replica",
+                storage_queue.as_deref().unwrap_or_default(),
+                opts.workers.workers
+            ),
+            "  reconciliation sweeps are off on a Storage queue (their shipped ledger is local): see the README".into(),
+        ],
         Some(q) => vec![
             format!(
                 "callrecords serve (queue mode): the webhook on http://{addr}/ (any path); GET /healthz, GET /metrics"
@@ -161,6 +186,7 @@ pub fn run(opts: Options) -> Result<(), String> {
     }
     if let Some(queue) = &queue
         && opts.sweep_minutes > 0
+        && !opts.workers.storage
     {
         let (rt, env, queue) = (rt.clone(), env.clone(), queue.clone());
         let every = std::time::Duration::from_secs(opts.sweep_minutes * 60);
@@ -322,16 +348,37 @@ fn keeper(rt: &Runtime, env: &[(String, String)], metrics: &Metrics, every: std:
 }
 
 /// `callrecords work`: queue mode's workers alone, until the process is stopped.
-pub fn work(queue: &Path, workers: WorkerOptions) -> Result<(), String> {
+pub fn work(queue: &Path, mut workers: WorkerOptions) -> Result<(), String> {
     let rt = Arc::new(Runtime::embedded().map_err(|e| e.to_string())?);
     let env = process_env();
     if !env.iter().any(|(k, _)| k == "CALLRECORDS_TENANT_ID") {
         return Err("callrecords work needs the CALLRECORDS_* settings (CALLRECORDS_TENANT_ID is not set)".into());
     }
     rt.describe_settings(&env).map_err(|e| format!("settings: {e}"))?;
-    let queue = Arc::new(Queue::open(queue)?);
-    say!("callrecords work: {} workers on {}", workers.workers, queue.path().display());
+    let storage = storage_queue(&env);
+    workers.storage = storage.is_some();
+    let queue = Arc::new(Queue::open(if workers.storage { Path::new(":memory:") } else { queue })?);
+    match &storage {
+        Some(url) => say!("callrecords work: {} workers on the Azure Storage queue {url}", workers.workers),
+        None => say!("callrecords work: {} workers on {}", workers.workers, queue.path().display()),
+    }
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // SIGTERM (or Ctrl-C): each worker finishes its turn, then the process exits.
+    let on_signal = stop.clone();
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+        rt.block_on(async {
+            let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+                return;
+            };
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        });
+        say!("stopping: the workers finish their turns");
+        on_signal.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
     let handles = worker::Workers {
         rt,
         env,
@@ -346,6 +393,7 @@ pub fn work(queue: &Path, workers: WorkerOptions) -> Result<(), String> {
     for h in handles {
         let _ = h.join();
     }
+    say!("stopped");
     Ok(())
 }
 

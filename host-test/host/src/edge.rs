@@ -123,7 +123,12 @@ impl Edge {
         let (parts, body) = req.into_parts();
         let (method, path) = (parts.method.to_string(), parts.uri.path().to_string());
         if method == "GET" && path == "/healthz" {
-            let queue = self.queue.writable();
+            let mut queue = self.queue.writable();
+            if self.env.iter().any(|(k, v)| k == "CALLRECORDS_QUEUE_URL" && !v.trim().is_empty())
+                && self.metrics.storage_failing.load(Ordering::Relaxed)
+            {
+                queue = Err("the Azure Storage queue refused or did not answer the last request".into());
+            }
             let (alive, subscription) = self.metrics.subscription(now_ms());
             let body = serde_json::json!({
                 "live": true,
@@ -173,7 +178,24 @@ impl Edge {
             (r.status, r.headers.clone(), r.body.clone())
         };
         let mut line = String::new();
-        if !accepted.is_empty() {
+        // On an Azure Storage queue the core put the messages itself: its answer is the answer.
+        let storage = report.detail.get("storage").filter(|s| !s.is_null());
+        if let Some(st) = storage {
+            let put = st["enqueued"].as_u64().unwrap_or(0);
+            if !accepted.is_empty() {
+                m.deliveries.fetch_add(1, Ordering::Relaxed);
+                m.last_delivery_ms.store(now_ms(), Ordering::Relaxed);
+            }
+            m.queued.fetch_add(put, Ordering::Relaxed);
+            line = format!("queued={put}");
+            if status == 503 {
+                m.commit_failures.fetch_add(1, Ordering::Relaxed);
+                m.storage_failing.store(true, Ordering::Relaxed);
+                line = format!("enqueue failed: {}", report.detail["error"].as_str().unwrap_or("?"));
+            } else if put > 0 {
+                m.storage_failing.store(false, Ordering::Relaxed);
+            }
+        } else if !accepted.is_empty() {
             m.deliveries.fetch_add(1, Ordering::Relaxed);
             m.last_delivery_ms.store(now_ms(), Ordering::Relaxed);
             let q = self.queue.clone();

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use callrecords::pipeline::queue::Outcome;
 
 use crate::Runtime;
-use crate::bindings::driver::{Job, QueuedCall};
+use crate::bindings::driver::{DrainQueueOptions, Job, QueuedCall};
 use crate::jobs::now_ms;
 use crate::queue::{Queue, Stats};
 use crate::transport::Transport;
@@ -27,6 +27,9 @@ pub struct WorkerOptions {
     pub lease: Duration,
     /// Names this process's workers in the queue (`host:pid`).
     pub name: String,
+    /// Work on the Azure Storage queue of `CALLRECORDS_QUEUE_URL` (the core's `drain-queue`
+    /// job) instead of the SQLite file.
+    pub storage: bool,
 }
 
 impl Default for WorkerOptions {
@@ -39,6 +42,7 @@ impl Default for WorkerOptions {
             batch: 100,
             lease: Duration::from_secs(60),
             name: format!("{host}:{}", std::process::id()),
+            storage: false,
         }
     }
 }
@@ -72,6 +76,8 @@ pub struct Metrics {
     pub keeping: AtomicBool,
     /// When this webhook's subscription expires (Unix ms; 0: not known yet).
     pub subscription_expires_ms: AtomicU64,
+    /// The Azure Storage queue refused or did not answer the last turn.
+    pub storage_failing: AtomicBool,
 }
 
 impl Metrics {
@@ -184,6 +190,25 @@ impl Workers {
                         // What this worker's last turn sent to Graph, counted by its next one.
                         let mut limits = None;
                         while !w.stop.load(Ordering::Relaxed) {
+                            if w.opts.storage {
+                                match storage_turn(
+                                    &w.rt,
+                                    &w.env,
+                                    w.transport.as_ref(),
+                                    &w.opts,
+                                    &w.metrics,
+                                    &mut limits,
+                                ) {
+                                    Ok(Some(line)) => (w.log)(&line),
+                                    // An empty queue: look again in a second.
+                                    Ok(None) => std::thread::sleep(Duration::from_secs(1)),
+                                    Err(e) => {
+                                        (w.log)(&format!("work: {e}"));
+                                        std::thread::sleep(Duration::from_secs(1));
+                                    }
+                                }
+                                continue;
+                            }
                             let t = turn(
                                 &w.rt,
                                 &w.env,
@@ -274,8 +299,54 @@ pub fn turn(
     }
     let settled: Vec<(i64, Outcome)> = ids.into_iter().zip(outcomes).collect();
     queue.settle(&settled, now_ms())?;
+    let outcomes: Vec<Outcome> = settled.into_iter().map(|(_, o)| o).collect();
+    Ok(Some(tally(metrics, &report, &outcomes, started)))
+}
+
+/// One turn on the Azure Storage queue: the core reads, drains and settles the messages itself.
+/// `None` when the queue had nothing visible.
+pub fn storage_turn(
+    rt: &Runtime,
+    env: &Vec<(String, String)>,
+    transport: &dyn Transport,
+    opts: &WorkerOptions,
+    metrics: &Metrics,
+    limits: &mut Option<Vec<u8>>,
+) -> Result<Option<String>, String> {
+    let started = Instant::now();
+    let job = Job::DrainQueue(DrainQueueOptions {
+        max_calls: opts.batch.min(u32::MAX as usize) as u32,
+        lease_seconds: opts.lease.as_secs().min(u64::from(u32::MAX)) as u32,
+    });
+    let report = rt.run_job_with_limits(env, &job, transport, &mut |_| {}, limits);
+    let report = report.map_err(|e| format!("the drain-queue job failed: {e}"))?;
+    let storage = &report.detail["storage"];
+    let dequeued = storage["dequeued"].as_u64().unwrap_or(0);
+    metrics.storage_failing.store(!report.report.ok && dequeued == 0, Ordering::Relaxed);
+    if dequeued == 0 {
+        return match report.detail["error"].as_str() {
+            Some(e) => Err(e.to_string()),
+            None => Ok(None),
+        };
+    }
+    let outcomes: Vec<Outcome> = serde_json::from_value(report.detail["outcomes"].clone()).unwrap_or_default();
+    let mut line = tally(metrics, &report, &outcomes, started);
+    let n = |k: &str| storage[k].as_u64().unwrap_or(0);
+    line += &format!(
+        "; queue: {} read, {} deleted, {} updated, {} poisoned, {} lost",
+        dequeued,
+        n("deleted"),
+        n("updated"),
+        n("poisoned"),
+        n("lost")
+    );
+    Ok(Some(line))
+}
+
+/// Count a turn's outcomes into `metrics`; its log line.
+fn tally(metrics: &Metrics, report: &crate::jobs::JobReport, outcomes: &[Outcome], started: Instant) -> String {
     let (mut shipped, mut retry, mut dead, mut why) = (0u64, 0u64, 0u64, vec![]);
-    for (_, o) in &settled {
+    for o in outcomes {
         match o {
             Outcome::Shipped { .. } => shipped += 1,
             Outcome::Retry { reason, .. } => {
@@ -302,11 +373,11 @@ pub fn turn(
     }
     let mut line = format!(
         "work: {} calls: {shipped} shipped, {retry} to retry, {dead} dead; {rows} rows ({} ms)",
-        settled.len(),
+        outcomes.len(),
         started.elapsed().as_millis()
     );
     if let Some(first) = why.first() {
         line += &format!("; {first}");
     }
-    Ok(Some(line))
+    line
 }

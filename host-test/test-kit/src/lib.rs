@@ -4,6 +4,7 @@
 //! | module | what |
 //! |---|---|
 //! | [`standin`] | local Entra ID, Graph and Azure Monitor that check requests the way Azure does, with a seeded fault plan |
+//! | [`azurite`] | Azurite, the Azure Storage emulator, as the queue-mode scale-out tests' Storage queue |
 //! | [`demo`] | the made-up tenant, app, DCR, workspace and clientState the stand-ins accept |
 //! | [`fixtures`] | the sample payloads of `examples/graph/`, compiled in |
 //! | [`synth`] | synthetic callRecords (large meetings, hostile shapes) |
@@ -11,6 +12,7 @@
 
 #![deny(missing_docs)]
 
+pub mod azurite;
 pub mod demo;
 pub mod fixtures;
 pub mod sample_data;

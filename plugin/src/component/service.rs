@@ -16,7 +16,7 @@ use super::Component;
 use super::bindings::wasi::keyvalue::store;
 use crate::config::Config;
 use crate::http::{self, Response};
-use crate::pipeline::{Action, Job, Run, TOKEN_CACHE_KEY};
+use crate::pipeline::{self, Action, Run, TOKEN_CACHE_KEY};
 
 /// Largest answer read from Graph or an ingestion endpoint.
 const MAX_ANSWER_BYTES: usize = 32 * 1024 * 1024;
@@ -47,7 +47,8 @@ impl super::bindings::exports::wasi::http::incoming_handler::Guest for Component
 
 /// Drive one webhook job to its end; returns the answer and a log line.
 fn serve(config: Config, request: http::IncomingRequest) -> (Response, String) {
-    let mut run = match Run::start(config, Job::Webhook(request), now_ms()) {
+    let job = pipeline::webhook_job(&config, request);
+    let mut run = match Run::start(config, job, now_ms()) {
         Ok(r) => r,
         Err(e) => return (Response::text(500, e.to_string()), e.to_string()),
     };
@@ -94,6 +95,9 @@ fn serve(config: Config, request: http::IncomingRequest) -> (Response, String) {
                     report.rejected,
                     report.retries
                 );
+                if let Some(q) = &report.storage {
+                    line += &format!(" queued={}", q.enqueued);
+                }
                 if let Some(r) = &report.resync {
                     line += &format!(
                         " RESYNC NEEDED ({}): callrecords backfill --since {} --until {}",

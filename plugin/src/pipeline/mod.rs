@@ -32,6 +32,7 @@ mod ratelimit;
 mod retry;
 mod ship;
 mod step;
+mod storage;
 mod subscriptions;
 mod token;
 mod webhook;
@@ -52,6 +53,7 @@ use backfill::{Backfill, backfill_windows};
 use fetch::Fetch;
 pub use ratelimit::GRAPH_RATE_LIMIT;
 use step::{Pending, Step};
+pub use storage::StorageReport;
 use subscriptions::{SubscriptionStep, subscription_urls};
 pub use token::TOKEN_CACHE_KEY;
 use token::Token;
@@ -110,6 +112,21 @@ pub enum Job {
         /// Minutes.
         margin_minutes: u32,
     },
+    /// Queue mode's worker on the Azure Storage queue (`CALLRECORDS_QUEUE_URL`): read up to
+    /// `max_calls` messages, each hidden for `lease_seconds` (renewed while they are worked on),
+    /// drain them like [`Job::Drain`], and settle each message by its outcome (see `storage.rs`).
+    DrainQueue {
+        /// Messages to read.
+        max_calls: u32,
+        /// Visibility timeout of a read message (10 s to 7 days).
+        lease_seconds: u32,
+    },
+}
+
+/// The job for a request to the webhook: queue mode's edge ([`Job::Accept`]) when an Azure
+/// Storage queue is configured (it enqueues, then answers), else the inline [`Job::Webhook`].
+pub fn webhook_job(config: &Config, request: IncomingRequest) -> Job {
+    if config.queue.is_some() { Job::Accept(request) } else { Job::Webhook(request) }
 }
 
 /// The next thing the host must do.
@@ -258,6 +275,9 @@ pub struct Report {
     /// A sweep: the calls listed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub listed: Vec<queue::Listed>,
+    /// Queue mode on an Azure Storage queue: what was put, read and settled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageReport>,
 }
 
 impl Report {
@@ -287,6 +307,7 @@ impl Report {
             accepted: vec![],
             outcomes: vec![],
             listed: vec![],
+            storage: None,
         }
     }
 
@@ -339,6 +360,10 @@ pub struct Run {
     keep_found: bool,
     /// A drain job's calls.
     drain: Vec<queue::QueuedCall>,
+    /// A drain turn on the Storage queue: the messages it holds.
+    storage: Option<storage::StorageDrain>,
+    /// What this run did with the Storage queue.
+    storage_report: Option<StorageReport>,
     /// The latest `now` a host gave.
     last_now: u64,
     progress: Option<Progress>,
@@ -361,7 +386,7 @@ impl Run {
         let job_kind = match job {
             Job::Webhook(_) | Job::Accept(_) => JobKind::Webhook,
             Job::Backfill { .. } | Job::Sweep { .. } => JobKind::Backfill,
-            Job::Drain(_) => JobKind::Drain,
+            Job::Drain(_) | Job::DrainQueue { .. } => JobKind::Drain,
             _ => JobKind::Other,
         };
         let deadline = (job_kind == JobKind::Webhook).then(|| now + u64::from(config.deadline_ms));
@@ -393,6 +418,8 @@ impl Run {
             keep: false,
             keep_found: false,
             drain: vec![],
+            storage: None,
+            storage_report: None,
             last_now: now,
             progress: None,
             report: Report::new(),
@@ -403,13 +430,22 @@ impl Run {
             Job::Webhook(request) => run.start_webhook(&request, now),
             Job::Accept(request) => {
                 run.accept_only = true;
-                run.start_webhook(&request, now)
+                run.start_webhook(&request, now);
+                if run.config.queue.is_some() && !run.finished {
+                    run.enqueue_accepted(now);
+                }
             }
             Job::Drain(calls) => {
-                run.start_drain(calls);
+                run.add_drain(calls);
                 if run.queue.is_empty() {
                     run.finish(now);
                 }
+            }
+            Job::DrainQueue { max_calls, lease_seconds } => {
+                if run.config.queue.is_none() {
+                    return Err(Error::arg("CALLRECORDS_QUEUE_URL is not set: no Storage queue to work on"));
+                }
+                run.start_storage_drain(max_calls, lease_seconds, now);
             }
             Job::Backfill { since, until, window_hours, skip } => {
                 run.backfill = Some(backfill_windows(&since, &until, window_hours, skip, now)?);
@@ -458,6 +494,7 @@ impl Run {
         }
         loop {
             self.list_ahead();
+            let renew_wait = self.renew_leases(now);
             if self.finished {
                 return Action::Done(Box::new(self.report.clone()));
             }
@@ -503,7 +540,8 @@ impl Run {
                     continue;
                 }
             }
-            let cap = self.deadline.map_or(u64::from(UNBOUNDED_TIMEOUT_MS), |d| d - now);
+            let cap =
+                self.deadline.map_or(u64::from(UNBOUNDED_TIMEOUT_MS), |d| d - now).min(renew_wait.unwrap_or(u64::MAX));
             return Action::Wait(wait.unwrap_or(cap).min(cap).min(u64::from(u32::MAX)) as u32);
         }
     }
@@ -514,7 +552,7 @@ impl Run {
             Ok(request) => {
                 pending.sent_token = self.token_for(&pending.step);
                 self.note_sent(&pending.step, now);
-                if !matches!(pending.step, Step::Ship { .. }) {
+                if !matches!(pending.step, Step::Ship { .. } | Step::Storage(_)) {
                     self.report.graph_requests += 1;
                 }
                 let timeout_ms = match self.deadline {
@@ -576,6 +614,14 @@ impl Run {
     ) -> crate::Result<()> {
         self.last_now = self.last_now.max(now);
         let (pending, sent_bytes) = self.take_in_flight(id)?;
+        if let Step::Storage(step) = pending.step {
+            match crate::storage::queue::check(status, headers, body) {
+                Ok(()) => self.on_storage(step, headers, body, now),
+                Err(e) if self.storage_queue_missing(&step, &e) => {}
+                Err(e) => self.on_error(Pending { step: Step::Storage(step), ..pending }, e, now),
+            }
+            return Ok(());
+        }
         match check_response(status, headers, body, now / 1000) {
             Ok(()) => self.on_success(pending, sent_bytes, body, now),
             Err(Error::Service(e)) => self.on_error(pending, e, now),
@@ -621,6 +667,9 @@ impl Run {
         if let Some(progress) = self.end_window(now) {
             return Some(progress);
         }
+        if self.settle_storage(now) {
+            return None;
+        }
         self.finish(now);
         None
     }
@@ -630,9 +679,11 @@ impl Run {
         if let Some(b) = &self.backfill {
             self.report.skipped = b.skipped;
         }
-        if self.job_kind == JobKind::Drain {
+        // A Storage turn that settled has its outcomes already.
+        if self.job_kind == JobKind::Drain && !self.storage.as_ref().is_some_and(|d| d.settling()) {
             self.finish_drain(now.max(self.last_now));
         }
+        self.report.storage = self.storage_report.clone();
         let status = if self.report.ok { if self.job_kind == JobKind::Webhook { 202 } else { 200 } } else { 503 };
         let body = serde_json::to_vec(&self.report).unwrap_or_default();
         let mut response = Response { status, headers: vec![("Content-Type".into(), "application/json".into())], body };

@@ -184,7 +184,7 @@ pub fn outcome(
 
 impl Run {
     /// A drain job's calls, queued to fetch.
-    pub(super) fn start_drain(&mut self, calls: Vec<QueuedCall>) {
+    pub(super) fn add_drain(&mut self, calls: Vec<QueuedCall>) {
         for c in &calls {
             if !crate::graph::is_valid_call_id(&c.call_id) {
                 continue; // its outcome says malformed (see `finish_drain`)
@@ -195,7 +195,7 @@ impl Run {
             self.done_tables.insert(c.call_id.clone(), c.done_tables.iter().cloned().collect());
             self.queue_call(c.call_id.clone(), c.tenant_id.clone());
         }
-        self.drain = calls;
+        self.drain.extend(calls);
     }
 
     /// Each queued call's outcome, into the report.

@@ -44,6 +44,7 @@ impl Step {
             Step::Subscription(s) => Some(format!("graph/{}", s.tenant().unwrap_or(own_tenant))),
             Step::Ship { .. } => Some("ingestion".into()),
             Step::Token { tenant, .. } => Some(format!("login/{tenant}")),
+            Step::Storage(_) => Some("storage".into()),
         }
     }
 }

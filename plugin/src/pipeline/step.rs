@@ -4,6 +4,7 @@
 
 use super::Run;
 use super::fetch::CallStep;
+use super::storage::StorageStep;
 use super::subscriptions::SubscriptionStep;
 use crate::entra::Scope;
 use crate::http::OutgoingRequest;
@@ -21,6 +22,8 @@ pub(super) enum Step {
     Ship { table: &'static str, rows: Vec<String>, body: Vec<u8>, flush: u64 },
     /// A subscription request (`subscriptions.rs`).
     Subscription(SubscriptionStep),
+    /// A request to the Azure Storage queue (`storage.rs`).
+    Storage(StorageStep),
 }
 
 /// Why a step gave up.
@@ -70,6 +73,7 @@ impl Run {
             Step::ListPage { link } => self.list_page_request(link.as_deref()),
             Step::Ship { table, body, .. } => self.ship_request(table, body, now),
             Step::Subscription(s) => self.subscription_request(s, now),
+            Step::Storage(s) => self.storage_request(s, now),
         }
     }
 
@@ -81,6 +85,7 @@ impl Run {
             Step::ListPage { .. } => self.on_list_page(body),
             Step::Ship { table, rows, flush, .. } => self.on_shipped(table, rows.len(), sent_bytes, flush),
             Step::Subscription(s) => self.on_subscription(s, body, now),
+            Step::Storage(s) => self.on_storage(s, &[], body, now),
         }
     }
 
@@ -95,6 +100,7 @@ impl Run {
                 self.batch_settled(flush, table, false);
             }
             Step::Subscription(s) => self.subscription_failed(s, reason),
+            Step::Storage(s) => self.storage_failed(s, reason, why),
         }
     }
 }

@@ -8,6 +8,7 @@ use super::step::{Pending, Step};
 use crate::config::SinkConfig;
 use crate::entra::{self, Credentials, Scope};
 use crate::http::OutgoingRequest;
+use crate::storage::queue::QueueTarget;
 
 /// A token is renewed this long before it expires.
 const TOKEN_MARGIN_MS: u64 = 60_000;
@@ -27,7 +28,7 @@ pub(super) struct Token {
 
 impl Step {
     /// The token a step needs: (scope, tenant).
-    fn token(&self, own_tenant: &str, sink: &SinkConfig) -> Option<(Scope, String)> {
+    fn token(&self, own_tenant: &str, sink: &SinkConfig, queue: Option<&QueueTarget>) -> Option<(Scope, String)> {
         let own = || own_tenant.to_string();
         match self {
             Step::Token { .. } => None,
@@ -35,13 +36,14 @@ impl Step {
             Step::Subscription(s) => Some((Scope::Graph, s.tenant().unwrap_or(own_tenant).to_string())),
             Step::ListPage { .. } => Some((Scope::Graph, own())),
             Step::Ship { .. } => matches!(sink, SinkConfig::LogsIngestion { .. }).then(|| (Scope::Monitor, own())),
+            Step::Storage(_) => queue.is_some_and(QueueTarget::needs_token).then(|| (Scope::Storage, own())),
         }
     }
 }
 
 impl Run {
     fn token_key(&self, step: &Step) -> Option<(Scope, String)> {
-        step.token(&self.config.credentials.tenant_id, &self.config.sink)
+        step.token(&self.config.credentials.tenant_id, &self.config.sink, self.config.queue.as_ref())
     }
 
     /// The token `step` needs when the cache holds none that is still good at `now`.
@@ -139,6 +141,7 @@ impl Run {
             let scope = match t["scope"].as_str() {
                 Some("graph") => Scope::Graph,
                 Some("monitor") => Scope::Monitor,
+                Some("storage") => Scope::Storage,
                 _ => continue,
             };
             let (Some(tenant), Some(value), Some(renew_at)) =
@@ -173,7 +176,11 @@ impl Run {
     }
 
     pub(super) fn token_failed(&mut self, scope: Scope, reason: String) {
-        let what = if scope == Scope::Graph { "Graph" } else { "Azure Monitor" };
+        let what = match scope {
+            Scope::Graph => "Graph",
+            Scope::Monitor => "Azure Monitor",
+            Scope::Storage => "Azure Storage",
+        };
         self.fatal(format!("{what} token: {reason}"))
     }
 }
@@ -182,5 +189,6 @@ fn scope_name(scope: Scope) -> &'static str {
     match scope {
         Scope::Graph => "graph",
         Scope::Monitor => "monitor",
+        Scope::Storage => "storage",
     }
 }

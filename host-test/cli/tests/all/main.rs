@@ -13,6 +13,7 @@ mod sandbox;
 mod sentinel;
 mod service;
 mod stock;
+mod storage_queue;
 mod suite;
 
 use std::sync::LazyLock;

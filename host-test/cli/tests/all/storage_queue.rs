@@ -1,0 +1,169 @@
+//! Queue mode's scale-out on an Azure Storage queue, against Azurite (the real emulator, which
+//! checks every SharedKey signature) and the stand-ins at cloud latency: replicas sharing one
+//! queue, one of them killed; and the service component under stock `wasmtime serve` as a
+//! stateless edge that only enqueues.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use callrecords_test_kit::azurite::{self, Azurite};
+use callrecords_test_kit::demo::{CONTOSO, DEMO_CLIENT_STATE};
+
+use crate::queue::{call_id, complete_calls, landed, spawn_cli};
+use crate::service::{delivery, item};
+use crate::stock::{ChildGuard, cloud_standins, free_port, now_secs, post, read_lossy, stock_wasmtime, wait_for_port};
+use crate::temp_dir;
+
+/// Shipped-call lines (`work: N calls: K shipped, …`) a process logged: the calls it shipped.
+fn shipped_by(log: &str) -> u64 {
+    log.lines()
+        .filter_map(|l| l.split_once(" calls: ").and_then(|(_, r)| r.split_once(" shipped")).map(|(n, _)| n))
+        .filter_map(|n| n.trim().parse::<u64>().ok())
+        .sum()
+}
+
+fn wait_until(what: &str, limit: Duration, logs: &[&std::path::Path], mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        if Instant::now() > deadline {
+            let text: Vec<String> = logs.iter().map(|l| format!("== {}\n{}", l.display(), read_lossy(l))).collect();
+            panic!("{what} within {limit:?}\n{}", text.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Two replicas, `serve` (the edge and one worker) and `work`, share one Azurite queue at cloud
+/// latency. `work` is killed with SIGKILL in the middle of the run; the messages it held come
+/// back after their lease and `serve` ships them. Every call lands, both did part of the work,
+/// and only the killed turn's calls can land twice.
+#[test]
+fn two_replicas_share_a_storage_queue_and_one_is_killed() {
+    const N: u64 = 300;
+    const BATCH: u64 = 20;
+    let az = Azurite::start().expect("Azurite starts");
+    let dir = temp_dir("storage-queue-replicas");
+    let s = cloud_standins(N, now_secs() - 7200, 1);
+    let mut env = callrecords_test_kit::demo::demo_env(s.base(), "logs-ingestion");
+    env.push(("CALLRECORDS_QUEUE_URL".into(), az.queue_url("callrecords")));
+    env.push(("CALLRECORDS_QUEUE_KEY".into(), azurite::KEY.into()));
+    let (serve_log, work_log) = (dir.join("serve.log"), dir.join("work.log"));
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let replica = ["--batch", "20", "--lease-seconds", "10"];
+    let listen = addr.to_string();
+    let serve_args = [&["serve", "--listen", &listen, "--keep-minutes", "0"][..], &replica[..]].concat();
+    let _serve = spawn_cli(&serve_args, &env, &serve_log, Some(addr));
+    let mut work = spawn_cli(&[&["work"][..], &replica[..]].concat(), &env, &work_log, None);
+
+    let mut answer_ms = vec![];
+    for chunk in (0..N).map(call_id).collect::<Vec<_>>().chunks(5) {
+        let body = delivery(chunk.iter().map(|id| item(id, CONTOSO, DEMO_CLIENT_STATE)).collect()).to_string();
+        let t = Instant::now();
+        let r = post(addr, "/notify", Some("application/json"), body.as_bytes());
+        answer_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        assert_eq!(r.status, 202, "{}\n{}", r.text(), read_lossy(&serve_log));
+    }
+    answer_ms.sort_by(f64::total_cmp);
+    println!(
+        "{} deliveries put on Azurite, p50 {:.1} ms, max {:.1} ms",
+        answer_ms.len(),
+        answer_ms[answer_ms.len() / 2],
+        answer_ms[answer_ms.len() - 1]
+    );
+
+    // Once `work` has shipped more than one turn: SIGKILL, most likely in the middle of its next.
+    wait_until("work ships a turn", Duration::from_secs(120), &[&serve_log, &work_log], || {
+        shipped_by(&read_lossy(&work_log)) > BATCH
+    });
+    work.0.kill().expect("SIGKILL work");
+    work.0.wait().unwrap();
+    let by_work = shipped_by(&read_lossy(&work_log));
+    println!("work killed after shipping {by_work} calls");
+
+    let all: BTreeSet<String> = (0..N).map(call_id).collect();
+    wait_until("every call lands", Duration::from_secs(180), &[&serve_log, &work_log], || {
+        complete_calls(&s).intersection(&all).count() == N as usize
+    });
+    let by_serve = shipped_by(&read_lossy(&serve_log));
+    println!("serve shipped {by_serve} calls");
+    assert!(by_work > 0 && by_serve > 0, "both replicas work: work {by_work}, serve {by_serve}");
+    let rows = landed(&s);
+    let twice: Vec<&String> = all
+        .iter()
+        .filter(|c| rows.get(&((*c).clone(), "TeamsCall_CL".to_string())).copied().unwrap_or(0) > 1)
+        .collect();
+    println!("{} calls landed twice (the killed turn's)", twice.len());
+    assert!(
+        twice.len() as u64 <= BATCH,
+        "{} calls landed twice: more than one turn of the killed replica",
+        twice.len()
+    );
+    // Nothing was given up.
+    for log in [&serve_log, &work_log] {
+        let text = read_lossy(log);
+        assert!(!text.lines().any(|l| l.contains(" poisoned") && !l.contains(" 0 poisoned")), "{text}");
+    }
+}
+
+/// The service component under stock `wasmtime serve`, with CALLRECORDS_QUEUE_URL set, answers
+/// Graph only after it put the notifications on the Storage queue, and fetches nothing itself;
+/// `callrecords work` then ships them. A queue that refuses the key gets Graph a 503.
+#[test]
+fn stock_wasmtime_serve_is_a_stateless_edge_onto_the_storage_queue() {
+    const N: u64 = 20;
+    let az = Azurite::start().expect("Azurite starts");
+    let wasmtime = stock_wasmtime();
+    let dir = temp_dir("storage-queue-stock-edge");
+    let wasm = dir.join("service.wasm");
+    std::fs::write(&wasm, callrecords_host::artifacts::SERVICE).unwrap();
+    let s = cloud_standins(N, now_secs() - 7200, 1);
+    let mut env = callrecords_test_kit::demo::demo_env(s.base(), "logs-ingestion");
+    env.push(("CALLRECORDS_QUEUE_URL".into(), az.queue_url("edge-calls")));
+    env.push(("CALLRECORDS_QUEUE_KEY".into(), azurite::KEY.into()));
+    let edge = |env: &[(String, String)], name: &str| {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let log = dir.join(name);
+        let file = std::fs::File::create(&log).unwrap();
+        let mut cmd = Command::new(&wasmtime);
+        cmd.args(["serve", "-Scli", "-Skeyvalue", "--addr", &addr.to_string()]);
+        for (k, v) in env {
+            cmd.arg("--env").arg(k);
+            cmd.env(k, v);
+        }
+        cmd.arg(&wasm).stdin(Stdio::null()).stdout(file.try_clone().unwrap()).stderr(file);
+        let mut child = ChildGuard(cmd.spawn().expect("spawn wasmtime serve"));
+        wait_for_port(addr, &mut child, Duration::from_secs(120), &log);
+        (child, addr, log)
+    };
+    let (_edge, addr, edge_log) = edge(&env, "wasmtime.log");
+    for chunk in (0..N).map(call_id).collect::<Vec<_>>().chunks(5) {
+        let body = delivery(chunk.iter().map(|id| item(id, CONTOSO, DEMO_CLIENT_STATE)).collect()).to_string();
+        let r = post(addr, "/notify", Some("application/json"), body.as_bytes());
+        assert_eq!(r.status, 202, "{}\n{}", r.text(), read_lossy(&edge_log));
+    }
+    assert_eq!(s.counters().graph, 0, "the edge fetched from Graph: it should only enqueue");
+    assert!(read_lossy(&edge_log).contains("queued=5"), "{}", read_lossy(&edge_log));
+
+    let work_log = dir.join("work.log");
+    let _work = spawn_cli(&["work", "--lease-seconds", "30"], &env, &work_log, None);
+    let all: BTreeSet<String> = (0..N).map(call_id).collect();
+    wait_until("every call lands", Duration::from_secs(120), &[&edge_log, &work_log], || {
+        complete_calls(&s).intersection(&all).count() == N as usize
+    });
+    let rows = landed(&s);
+    for c in &all {
+        assert_eq!(rows.get(&(c.clone(), "TeamsCall_CL".to_string())), Some(&1), "{c}");
+    }
+
+    // A wrong account key: Azurite refuses the signature (403), and Graph gets 503 to deliver again.
+    let mut wrong = env.clone();
+    wrong.retain(|(k, _)| k != "CALLRECORDS_QUEUE_KEY");
+    wrong.push(("CALLRECORDS_QUEUE_KEY".into(), "d3Jvbmcga2V5IGZvciB0aGUgZW11bGF0b3I=".into()));
+    let (_bad, addr, bad_log) = edge(&wrong, "wasmtime-wrong-key.log");
+    let body = delivery(vec![item(&call_id(0), CONTOSO, DEMO_CLIENT_STATE)]).to_string();
+    let r = post(addr, "/notify", Some("application/json"), body.as_bytes());
+    assert_eq!(r.status, 503, "{}\n{}", r.text(), read_lossy(&bad_log));
+    assert!(r.text().contains("could not be queued") && r.text().contains("403"), "{}", r.text());
+}
