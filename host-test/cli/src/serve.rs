@@ -326,6 +326,8 @@ fn keeper(rt: &Runtime, env: &[(String, String)], metrics: &Metrics, every: std:
     loop {
         match rt.run_job(&env.to_vec(), &Job::Keep(KEEP_MARGIN_MINUTES), &net, &mut |_| {}) {
             Ok(r) => {
+                let tokens = r.detail["token_requests"].as_u64().unwrap_or(0);
+                metrics.token_requests.fetch_add(tokens, std::sync::atomic::Ordering::Relaxed);
                 for line in r.detail["lifecycle"].as_array().into_iter().flatten().filter_map(|l| l.as_str()) {
                     say!("keeper: {line}");
                 }

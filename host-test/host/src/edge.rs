@@ -172,6 +172,7 @@ impl Edge {
         let accepted: Vec<Accepted> = serde_json::from_value(report.detail["accepted"].clone()).unwrap_or_default();
         let m = &self.metrics;
         let rejected = report.detail["rejected"].as_u64().unwrap_or(0);
+        m.token_requests.fetch_add(report.detail["token_requests"].as_u64().unwrap_or(0), Ordering::Relaxed);
         m.rejected.fetch_add(rejected, Ordering::Relaxed);
         let (mut status, mut headers, mut body) = {
             let r = &report.report.response;

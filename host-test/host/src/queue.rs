@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
-use callrecords::pipeline::queue::{Accepted, Listed, Outcome, QueuedCall};
+use callrecords::pipeline::queue::{Accepted, Listed, MAX_UNSETTLED_CLAIMS, Outcome, QueuedCall, unsettled_reason};
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// The queue file and its connection.
@@ -94,7 +94,8 @@ impl Queue {
                  done_tables TEXT NOT NULL DEFAULT '[]',
                  last_error TEXT,
                  lease_until_ms INTEGER,
-                 worker TEXT);
+                 worker TEXT,
+                 claims INTEGER NOT NULL DEFAULT 0);
              CREATE INDEX IF NOT EXISTS queue_due ON queue (not_before_ms, id);
              CREATE INDEX IF NOT EXISTS queue_call ON queue (call_id);
              CREATE TABLE IF NOT EXISTS shipped (
@@ -113,6 +114,10 @@ impl Queue {
                  dead_ms INTEGER NOT NULL);",
         )
         .map_err(sql)?;
+        // Files made before claims were counted get the column.
+        if conn.prepare("SELECT claims FROM queue LIMIT 0").is_err() {
+            conn.execute_batch("ALTER TABLE queue ADD COLUMN claims INTEGER NOT NULL DEFAULT 0").map_err(sql)?;
+        }
         Ok(Queue { conn: Mutex::new(conn), path: path.to_path_buf(), added: Condvar::new(), added_lock: Mutex::new(0) })
     }
 
@@ -220,14 +225,15 @@ impl Queue {
     }
 
     /// Claim up to `max` calls that are due at `now` and not claimed, for `lease` on behalf of
-    /// `worker`.
+    /// `worker`. A call claimed [`MAX_UNSETTLED_CLAIMS`] times without an outcome (its workers
+    /// died or trapped on it) goes to the dead letters instead.
     pub fn claim(&self, worker: &str, max: usize, now: u64, lease: Duration) -> Result<Vec<Claimed>, String> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sql)?;
-        let rows: Vec<(i64, QueuedCall)> = {
+        let rows: Vec<(i64, QueuedCall, u32)> = {
             let mut st = tx
                 .prepare(
-                    "SELECT id, call_id, tenant_id, received_ms, attempts, done_tables FROM queue
+                    "SELECT id, call_id, tenant_id, received_ms, attempts, done_tables, claims FROM queue
                      WHERE not_before_ms <= ?1 AND (lease_until_ms IS NULL OR lease_until_ms <= ?1)
                      ORDER BY not_before_ms, id LIMIT ?2",
                 )
@@ -244,18 +250,41 @@ impl Queue {
                             attempts: r.get::<_, i64>(4)? as u32,
                             done_tables: serde_json::from_str(&done).unwrap_or_default(),
                         },
+                        r.get::<_, i64>(6)? as u32,
                     ))
                 })
                 .map_err(sql)?;
             mapped.collect::<Result<_, _>>().map_err(sql)?
         };
         let until = (now + lease.as_millis() as u64) as i64;
-        for (id, _) in &rows {
-            tx.execute("UPDATE queue SET lease_until_ms = ?1, worker = ?2 WHERE id = ?3", params![until, worker, id])
+        let mut claimed = vec![];
+        for (id, call, claims) in rows {
+            if claims >= MAX_UNSETTLED_CLAIMS {
+                tx.execute("DELETE FROM queue WHERE id = ?1", params![id]).map_err(sql)?;
+                tx.execute(
+                    "INSERT INTO dead_letters (call_id, tenant_id, received_ms, attempts, reason, dead_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        call.call_id,
+                        call.tenant_id,
+                        call.received_ms as i64,
+                        call.attempts,
+                        unsettled_reason(claims),
+                        now as i64
+                    ],
+                )
                 .map_err(sql)?;
+                continue;
+            }
+            tx.execute(
+                "UPDATE queue SET lease_until_ms = ?1, worker = ?2, claims = claims + 1 WHERE id = ?3",
+                params![until, worker, id],
+            )
+            .map_err(sql)?;
+            claimed.push((id, call));
         }
         tx.commit().map_err(sql)?;
-        Ok(rows)
+        Ok(claimed)
     }
 
     /// Keep the lease of calls still being worked on.
@@ -301,7 +330,7 @@ impl Queue {
                     let done = serde_json::to_string(done_tables).unwrap_or_else(|_| "[]".into());
                     tx.execute(
                         "UPDATE queue SET attempts = ?1, not_before_ms = ?2, done_tables = ?3, last_error = ?4,
-                           lease_until_ms = NULL, worker = NULL WHERE id = ?5",
+                           lease_until_ms = NULL, worker = NULL, claims = 0 WHERE id = ?5",
                         params![attempts, *not_before_ms as i64, done, reason, id],
                     )
                     .map_err(sql)?;
@@ -396,5 +425,46 @@ impl Queue {
         .optional()
         .map(|r| r.is_some())
         .map_err(sql)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A call whose every claim ends without an outcome (the worker killed, or its turn trapped)
+    /// is a dead letter on the 17th claim, with the reason; a settled retry starts the count anew.
+    #[test]
+    fn a_call_claimed_16_times_without_an_outcome_is_a_dead_letter() {
+        let dir = std::env::temp_dir().join(format!("callrecords-claims-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let q = Queue::open(&dir.join("q.sqlite3")).unwrap();
+        let a = |id: &str| Accepted { call_id: id.into(), tenant_id: "t".into(), change_type: "updated".into() };
+        q.commit(&[a("lost"), a("retried")], 0).unwrap();
+        let lease = Duration::from_millis(10);
+        let mut now = 1;
+        for _ in 0..MAX_UNSETTLED_CLAIMS {
+            let claimed = q.claim("w", 10, now, lease).unwrap();
+            assert_eq!(claimed.len(), 2);
+            // "retried" is settled every time (a retry due at once); "lost" never is.
+            let retried = claimed.iter().find(|(_, c)| c.call_id == "retried").unwrap();
+            let retry = Outcome::Retry {
+                call_id: "retried".into(),
+                tenant_id: "t".into(),
+                attempts: 1,
+                not_before_ms: now,
+                done_tables: vec![],
+                reason: "503".into(),
+            };
+            q.settle(&[(retried.0, retry)], now).unwrap();
+            now += 20; // past the lease
+        }
+        let claimed = q.claim("w", 10, now, lease).unwrap();
+        assert_eq!(claimed.iter().map(|(_, c)| c.call_id.as_str()).collect::<Vec<_>>(), ["retried"]);
+        let dead = q.dead_letters().unwrap();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].call_id, "lost");
+        assert!(dead[0].reason.contains("16 times and never settled"), "{}", dead[0].reason);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -68,6 +68,8 @@ pub struct Metrics {
     pub dead: AtomicU64,
     /// Requests to Entra and Graph the workers made.
     pub graph_requests: AtomicU64,
+    /// Token requests to Entra ID: the workers', the edge's and the subscription keeper's.
+    pub token_requests: AtomicU64,
     /// Unix ms of the last delivery.
     pub last_delivery_ms: AtomicU64,
     /// Rows accepted, per table.
@@ -120,6 +122,12 @@ impl Metrics {
             "counter",
             "Requests the workers sent to Entra ID and Graph.",
             &n(&self.graph_requests),
+        );
+        metric(
+            "token_requests_total",
+            "counter",
+            "Token requests to Entra ID (workers, edge, keeper); a kept token makes them rare.",
+            &n(&self.token_requests),
         );
         let rows: Vec<(String, f64)> = self
             .rows
@@ -363,6 +371,7 @@ fn tally(metrics: &Metrics, report: &crate::jobs::JobReport, outcomes: &[Outcome
     metrics.retries.fetch_add(retry, Ordering::Relaxed);
     metrics.dead.fetch_add(dead, Ordering::Relaxed);
     metrics.graph_requests.fetch_add(report.detail["graph_requests"].as_u64().unwrap_or(0), Ordering::Relaxed);
+    metrics.token_requests.fetch_add(report.detail["token_requests"].as_u64().unwrap_or(0), Ordering::Relaxed);
     let mut rows = 0;
     if let (Ok(mut m), Some(per)) = (metrics.rows.lock(), report.detail["rows"].as_object()) {
         for (t, v) in per {

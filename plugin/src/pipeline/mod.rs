@@ -247,6 +247,8 @@ pub struct Report {
     pub ingestion_bytes: u64,
     /// Requests sent to login and Graph.
     pub graph_requests: u32,
+    /// Of those, token requests to Entra ID.
+    pub token_requests: u32,
     /// Most requests that were in flight at once.
     pub max_in_flight: u32,
     /// Requests still in flight when the job ended (at its deadline, or on a fatal error); their
@@ -295,6 +297,7 @@ impl Report {
             ingestion_requests: 0,
             ingestion_bytes: 0,
             graph_requests: 0,
+            token_requests: 0,
             max_in_flight: 0,
             abandoned: 0,
             retries: 0,
@@ -554,6 +557,9 @@ impl Run {
                 self.note_sent(&pending.step, now);
                 if !matches!(pending.step, Step::Ship { .. } | Step::Storage(_)) {
                     self.report.graph_requests += 1;
+                }
+                if matches!(pending.step, Step::Token { .. }) {
+                    self.report.token_requests += 1;
                 }
                 let timeout_ms = match self.deadline {
                     Some(d) => (d - now).min(u64::from(u32::MAX)) as u32,

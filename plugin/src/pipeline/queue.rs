@@ -27,6 +27,15 @@ use crate::http::Response;
 pub const RECORD_DELAY_MS: u64 = 150 * 60_000;
 /// A call that has failed this many attempts goes to the dead letters.
 pub const MAX_ATTEMPTS: u32 = 12;
+/// A call claimed (a Storage message read) this many times without an outcome (the worker that
+/// held it died, or its turn trapped, each time) goes to the dead letters.
+pub const MAX_UNSETTLED_CLAIMS: u32 = 16;
+
+/// Why a call claimed `times` times without an outcome is given up.
+pub fn unsettled_reason(times: u32) -> String {
+    format!("taken {times} times and never settled: each worker that took it died or trapped")
+}
+
 /// The first retry waits this long; each next one twice as long, up to [`MAX_RETRY_WAIT_MS`].
 pub const FIRST_RETRY_WAIT_MS: u64 = 30_000;
 /// The longest wait between two attempts.

@@ -11,20 +11,20 @@
 //!   no text). Then each is settled by its [`Outcome`]: shipped → Delete; retry → Update with the
 //!   new attempt count and accepted tables, hidden until the retry is due; dead → Put into
 //!   `{queue}-poison` with the reason, then Delete.
-//! - **A message read more than [`MAX_DEQUEUES`] times** (its worker died or trapped every time,
+//! - **A message read more than [`MAX_UNSETTLED_CLAIMS`] times** (its worker died or trapped every time,
 //!   so it was never settled), or one that is not this service's, goes to the poison queue as it is.
 //! - A message whose lease another reader took over (its renewal or settle answered 404 or 400)
 //!   is left to that reader.
 
 use serde::Serialize;
 
-use super::queue::{Outcome, QueuedCall};
+use super::queue::{MAX_UNSETTLED_CLAIMS, Outcome, QueuedCall, unsettled_reason};
 use super::step::{Failure, Pending, Step};
 use super::{Run, queue};
 use crate::error::ServiceError;
 use crate::http::{OutgoingRequest, header};
 use crate::storage::queue::{
-    self as sq, MAX_DEQUEUES, MAX_MESSAGES_PER_GET, MAX_VISIBILITY_SECONDS, Message, PoisonMessage, QueueTarget,
+    self as sq, MAX_MESSAGES_PER_GET, MAX_VISIBILITY_SECONDS, Message, PoisonMessage, QueueTarget,
 };
 
 /// One request to the Storage queue.
@@ -213,9 +213,8 @@ impl Run {
             let text = message.text.clone();
             d.held.push(Held { message, done: false });
             match decoded {
-                Ok(call) if dequeues > MAX_DEQUEUES => {
-                    let reason =
-                        format!("read {dequeues} times and never settled: each worker that took it died or trapped");
+                Ok(call) if dequeues > MAX_UNSETTLED_CLAIMS => {
+                    let reason = unsettled_reason(dequeues - 1);
                     poison.push((index, PoisonMessage { call: Some(call), text: None, reason, dead_ms: now }));
                 }
                 Ok(call) => {

@@ -44,9 +44,6 @@ pub const MAX_MESSAGES_PER_GET: u32 = 32;
 pub const MAX_VISIBILITY_SECONDS: u64 = 7 * 24 * 3600;
 /// The largest message text (64 KiB).
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
-/// A message read this many times without being settled (the worker that held it died, or its
-/// turn trapped, each time) goes to the poison queue.
-pub const MAX_DEQUEUES: u32 = 16;
 
 /// A queue and how to reach it. `Debug` hides the key.
 #[derive(Clone, PartialEq, Eq)]

@@ -368,10 +368,20 @@ fn serve_runs_the_embedded_default_and_masks_the_secret() {
     let health = get(addr, "/healthz");
     assert_eq!(health.status, 200, "{}", health.text());
     assert_eq!(serde_json::from_slice::<Value>(&health.body).unwrap()["ready"], true);
-    let metrics = get(addr, "/metrics").text();
+    // Once the worker's turn is counted.
+    let mut metrics = get(addr, "/metrics").text();
+    while !metrics.lines().any(|l| l == "callrecords_calls_shipped_total 1") {
+        assert!(started.elapsed() < Duration::from_secs(60), "the turn was never counted:\n{metrics}");
+        std::thread::sleep(Duration::from_millis(50));
+        metrics = get(addr, "/metrics").text();
+    }
     for line in ["callrecords_notifications_queued_total 1", "callrecords_deliveries_total 1"] {
         assert!(metrics.lines().any(|l| l == line), "{line} not in\n{metrics}");
     }
+    // A Graph and a Monitor token in all (the keeper's Graph token, kept, serves the worker too),
+    // or one Graph token more if the keeper and the worker asked at the same moment.
+    let tokens = metrics.lines().find_map(|l| l.strip_prefix("callrecords_token_requests_total "));
+    assert!(matches!(tokens, Some("2" | "3")), "token requests: {tokens:?}\n{metrics}");
     drop(child);
 
     let calls = std::fs::read_to_string(&landed).expect("rows landed in the workspace");
