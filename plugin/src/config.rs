@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::graph::webhook;
 use crate::http;
 use crate::storage::queue::QueueTarget;
+use crate::storage::table::LedgerTarget;
 
 /// Microsoft Graph, unless a stand-in is configured.
 pub const DEFAULT_GRAPH_URL: &str = "https://graph.microsoft.com";
@@ -63,6 +64,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "Queue mode on an Azure Storage queue shared by every replica: https://<account>.queue.core.windows.net/<queue> (default: the local SQLite file)",
     ),
     (QUEUE_KEY, "Storage account key for SharedKey (secret; default: an Entra token for the storage scope)"),
+    (
+        LEDGER_URL,
+        "With QUEUE_URL: the shipped ledger's table in the same account, https://<account>.table.core.windows.net/<table>, so that sweeps work across replicas",
+    ),
 ];
 
 const TENANT_ID: &str = "CALLRECORDS_TENANT_ID";
@@ -91,6 +96,7 @@ const RESYNC_HOURS: &str = "CALLRECORDS_RESYNC_HOURS";
 const MAX_BODY_BYTES: &str = "CALLRECORDS_MAX_BODY_BYTES";
 const QUEUE_URL: &str = "CALLRECORDS_QUEUE_URL";
 const QUEUE_KEY: &str = "CALLRECORDS_QUEUE_KEY";
+const LEDGER_URL: &str = "CALLRECORDS_LEDGER_URL";
 
 /// Where rows go.
 #[derive(Clone, PartialEq, Eq)]
@@ -160,6 +166,8 @@ pub struct Config {
     pub resync_hours: u32,
     /// The Azure Storage queue queue mode shares, when set.
     pub queue: Option<QueueTarget>,
+    /// The shipped ledger's table, beside the queue.
+    pub ledger: Option<LedgerTarget>,
 }
 
 impl fmt::Debug for Config {
@@ -253,6 +261,11 @@ impl Config {
             max_in_flight,
             resync_hours: number(RESYNC_HOURS, DEFAULT_RESYNC_HOURS)?.clamp(1, 24 * 30),
             queue: get(QUEUE_URL).map(|u| QueueTarget::parse(QUEUE_URL, u, get(QUEUE_KEY))).transpose()?,
+            ledger: match (get(LEDGER_URL), get(QUEUE_URL)) {
+                (Some(_), None) => return Err(Error::arg(format!("{LEDGER_URL} needs {QUEUE_URL}"))),
+                (Some(u), Some(_)) => Some(LedgerTarget::parse(LEDGER_URL, u, get(QUEUE_KEY))?),
+                (None, _) => None,
+            },
         })
     }
 
@@ -307,6 +320,9 @@ impl Config {
             out.push((QUEUE_URL, q.url.clone()));
             let auth = q.key.as_ref().map_or_else(|| "(an Entra token for the storage scope)".into(), |k| secret(k));
             out.push((QUEUE_KEY, auth));
+        }
+        if let Some(l) = &self.ledger {
+            out.push((LEDGER_URL, l.url.clone()));
         }
         out.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }

@@ -362,7 +362,14 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 return Err("reconcile needs the CALLRECORDS_* settings (CALLRECORDS_TENANT_ID is not set)".into());
             }
             let until = until.unwrap_or_default();
-            let q = callrecords_host::queue::Queue::open(&queue)?;
+            let storage = env.iter().any(|(k, v)| k == "CALLRECORDS_QUEUE_URL" && !v.trim().is_empty());
+            if storage && !env.iter().any(|(k, v)| k == "CALLRECORDS_LEDGER_URL" && !v.trim().is_empty()) {
+                return Err(
+                    "reconcile on the Storage queue needs its shipped ledger: set CALLRECORDS_LEDGER_URL".into()
+                );
+            }
+            let q =
+                callrecords_host::queue::Queue::open(if storage { std::path::Path::new(":memory:") } else { &queue })?;
             let net = transport::Network::new()?;
             out(&serve::sweep(&rt, &env, &q, &net, &since, &until)?)?;
         }

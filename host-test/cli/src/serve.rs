@@ -114,6 +114,7 @@ pub fn run(opts: Options) -> Result<(), String> {
     }
     let settings = rt.describe_settings(&env).map_err(|e| format!("settings: {e}"))?;
     let storage_queue = storage_queue(&env);
+    let ledger = env.iter().any(|(k, v)| k == "CALLRECORDS_LEDGER_URL" && !v.trim().is_empty());
     let mut opts = opts;
     opts.workers.storage = storage_queue.is_some() && opts.queue.is_some();
     let queue = match &opts.queue {
@@ -138,7 +139,14 @@ pub fn run(opts: Options) -> Result<(), String> {
                 storage_queue.as_deref().unwrap_or_default(),
                 opts.workers.workers
             ),
-            "  reconciliation sweeps are off on a Storage queue (their shipped ledger is local): see the README".into(),
+            if ledger {
+                format!(
+                    "  reconciliation sweeps every {} min look calls up in the shared ledger table",
+                    opts.sweep_minutes
+                )
+            } else {
+                "  reconciliation sweeps are off: set CALLRECORDS_LEDGER_URL for the shared ledger".into()
+            },
         ],
         Some(q) => vec![
             format!(
@@ -186,7 +194,7 @@ pub fn run(opts: Options) -> Result<(), String> {
     }
     if let Some(queue) = &queue
         && opts.sweep_minutes > 0
-        && !opts.workers.storage
+        && (!opts.workers.storage || ledger)
     {
         let (rt, env, queue) = (rt.clone(), env.clone(), queue.clone());
         let every = std::time::Duration::from_secs(opts.sweep_minutes * 60);
@@ -310,6 +318,19 @@ pub fn sweep(
     }
     let listed: Vec<callrecords::pipeline::queue::Listed> =
         serde_json::from_value(r.detail["listed"].clone()).unwrap_or_default();
+    // On the Storage queue the core looked each call up in the shared ledger and queued the rest.
+    if let Some(st) = r.detail.get("storage").filter(|s| !s.is_null()) {
+        let n = |k: &str| st[k].as_u64().unwrap_or(0);
+        return Ok(format!(
+            "sweep {since} .. {until}: {} calls listed, {} queued, {} shipped before (the Storage queue's ledger)",
+            listed.len(),
+            n("enqueued"),
+            n("shipped_before")
+        ));
+    }
+    if env.iter().any(|(k, v)| k == "CALLRECORDS_QUEUE_URL" && !v.trim().is_empty()) {
+        return Err(format!("sweep {since} .. {until}: the Storage queue's ledger was not consulted (a bug)"));
+    }
     let (queued, shipped, waiting) = queue.reconcile(&listed, jobs::now_ms())?;
     Ok(format!(
         "sweep {since} .. {until}: {} calls listed, {queued} queued, {shipped} shipped before, {waiting} queued already",

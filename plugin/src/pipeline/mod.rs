@@ -358,6 +358,8 @@ pub struct Run {
     accept_only: bool,
     /// A sweep: list, do not fetch.
     sweep_only: bool,
+    /// A sweep on the Storage queue looked its calls up in the ledger.
+    swept: bool,
     /// A keep job, and whether its list found this webhook's subscription.
     keep: bool,
     keep_found: bool,
@@ -418,6 +420,7 @@ impl Run {
             renew_margin_ms: 0,
             accept_only: false,
             sweep_only: false,
+            swept: false,
             keep: false,
             keep_found: false,
             drain: vec![],
@@ -621,9 +624,14 @@ impl Run {
         self.last_now = self.last_now.max(now);
         let (pending, sent_bytes) = self.take_in_flight(id)?;
         if let Step::Storage(step) = pending.step {
-            match crate::storage::queue::check(status, headers, body) {
+            let judged = if step.is_table() {
+                crate::storage::table::check(status, headers, body)
+            } else {
+                crate::storage::queue::check(status, headers, body)
+            };
+            match judged {
                 Ok(()) => self.on_storage(step, headers, body, now),
-                Err(e) if self.storage_queue_missing(&step, &e) => {}
+                Err(e) if self.storage_queue_missing(&step, &e, now) => {}
                 Err(e) => self.on_error(Pending { step: Step::Storage(step), ..pending }, e, now),
             }
             return Ok(());
@@ -668,6 +676,10 @@ impl Run {
     fn advance(&mut self, now: u64) -> Option<Action> {
         if !self.unshipped.is_empty() || !self.expanded_unshipped.is_empty() {
             self.queue_unshipped();
+            return None;
+        }
+        // A sweep lists in one window: once its pages are read, look the calls up in the ledger.
+        if self.reconcile_storage() {
             return None;
         }
         if let Some(progress) = self.end_window(now) {

@@ -15,6 +15,10 @@
 //!   so it was never settled), or one that is not this service's, goes to the poison queue as it is.
 //! - A message whose lease another reader took over (its renewal or settle answered 404 or 400)
 //!   is left to that reader.
+//! - **The shipped ledger** (`CALLRECORDS_LEDGER_URL`, a table in the same account): each shipped
+//!   `(call, version)` is recorded there as its message is deleted, and a
+//!   [`Job::Sweep`](super::Job::Sweep) looks each listed call up in it and puts a message for
+//!   every one no replica shipped: reconciliation across replicas.
 
 use serde::Serialize;
 
@@ -26,6 +30,7 @@ use crate::http::{OutgoingRequest, header};
 use crate::storage::queue::{
     self as sq, MAX_MESSAGES_PER_GET, MAX_VISIBILITY_SECONDS, Message, PoisonMessage, QueueTarget,
 };
+use crate::storage::table as sq_table;
 
 /// One request to the Storage queue.
 #[derive(Debug, Clone)]
@@ -43,6 +48,19 @@ pub(super) enum StorageStep {
     Update { index: usize, text: String, visibility_seconds: u64 },
     /// Shipped (or moved to the poison queue): delete it.
     Delete { index: usize },
+    /// Record a shipped `(call, version)` in the ledger.
+    Record { call_id: String, tenant_id: String, version: i64 },
+    /// Create the ledger's table, then make `then`.
+    CreateTable { then: Box<StorageStep> },
+    /// A sweep: look listed call `index` up in the ledger; queue it when no replica shipped it.
+    Seen { index: usize },
+}
+
+impl StorageStep {
+    /// Sent to the Table service (its answers are JSON, not XML).
+    pub(super) fn is_table(&self) -> bool {
+        matches!(self, StorageStep::Record { .. } | StorageStep::CreateTable { .. } | StorageStep::Seen { .. })
+    }
 }
 
 /// What a worker's turn did with the Storage queue (in the report).
@@ -62,6 +80,10 @@ pub struct StorageReport {
     pub renewed: u32,
     /// Messages another reader took over (a lease that lapsed): left to it.
     pub lost: u32,
+    /// Shipped calls recorded in the ledger.
+    pub recorded: u32,
+    /// A sweep: listed calls the ledger says were shipped already.
+    pub shipped_before: u32,
 }
 
 /// A held message.
@@ -113,7 +135,17 @@ impl Run {
             d.held.get(*i).map(|h| &h.message).ok_or_else(|| crate::Error::arg("no such message"))
         };
         let q = self.storage_target(false)?;
+        let ledger =
+            || self.config.ledger.as_ref().ok_or_else(|| crate::Error::arg("CALLRECORDS_LEDGER_URL is not set"));
         match step {
+            StorageStep::Record { call_id, tenant_id, version } => {
+                ledger()?.insert_request(call_id, *version, tenant_id, now, &date, token)
+            }
+            StorageStep::CreateTable { .. } => ledger()?.create_request(&date, token),
+            StorageStep::Seen { index } => {
+                let l = self.report.listed.get(*index).ok_or_else(|| crate::Error::arg("no such listed call"))?;
+                ledger()?.query_request(&l.call_id, l.version, &date, token)
+            }
             StorageStep::Create { poison, .. } => self.storage_target(*poison)?.create_request(&date, token),
             StorageStep::Put { text, poison, .. } => self.storage_target(*poison)?.put_request(text, &date, token),
             StorageStep::Get { count } => {
@@ -198,7 +230,44 @@ impl Run {
                 }
                 self.storage_counts().deleted += 1;
             }
+            StorageStep::Record { .. } => self.storage_counts().recorded += 1,
+            StorageStep::CreateTable { then } => self.queue.push_front(Pending::new(Step::Storage(*then))),
+            StorageStep::Seen { index } => {
+                if sq_table::found(body) {
+                    self.storage_counts().shipped_before += 1;
+                } else {
+                    self.queue_listed(index, now);
+                }
+            }
         }
+    }
+
+    /// A sweep's listed call that no replica shipped: a message for it.
+    fn queue_listed(&mut self, index: usize, now: u64) {
+        let Some(l) = self.report.listed.get(index) else { return };
+        let call = QueuedCall {
+            call_id: l.call_id.clone(),
+            tenant_id: l.tenant_id.clone(),
+            received_ms: now,
+            attempts: 0,
+            done_tables: vec![],
+        };
+        let put = StorageStep::Put { text: sq::encode_call(&call), poison: false, then_delete: None };
+        self.queue.push_back(Pending::new(Step::Storage(put)));
+    }
+
+    /// A sweep on the Storage queue with a ledger: once everything is listed, look each call up.
+    /// False when there is nothing (left) to look up.
+    pub(super) fn reconcile_storage(&mut self) -> bool {
+        if !self.sweep_only || self.config.ledger.is_none() || self.config.queue.is_none() || self.swept {
+            return false;
+        }
+        self.swept = true;
+        self.storage_report.get_or_insert_with(StorageReport::default);
+        for index in 0..self.report.listed.len() {
+            self.queue.push_back(Pending::new(Step::Storage(StorageStep::Seen { index })));
+        }
+        !self.report.listed.is_empty()
     }
 
     /// Messages read: poison the unreadable and the too-often-read, drain the rest.
@@ -238,6 +307,12 @@ impl Run {
     /// A storage step that will not succeed.
     pub(super) fn storage_failed(&mut self, step: StorageStep, reason: String, why: Failure) {
         match step {
+            // Not recorded: a later sweep may queue it again (a duplicate, never a loss).
+            StorageStep::Record { .. } | StorageStep::CreateTable { .. } => {
+                self.report.ok = false;
+                self.report.error.get_or_insert(format!("ledger: {reason}"));
+            }
+            StorageStep::Seen { .. } => self.fatal(format!("ledger: {reason}")),
             StorageStep::Create { .. } | StorageStep::Get { .. } => self.fatal(format!("storage queue: {reason}")),
             StorageStep::Put { poison: false, .. } => {
                 self.fatal(format!("storage queue: {reason}"));
@@ -264,7 +339,25 @@ impl Run {
     }
 
     /// A missing queue (404 `QueueNotFound`) for a put or a get: create it, then try again.
-    pub(super) fn storage_queue_missing(&mut self, step: &StorageStep, e: &ServiceError) -> bool {
+    pub(super) fn storage_queue_missing(&mut self, step: &StorageStep, e: &ServiceError, now: u64) -> bool {
+        match (step, e.status, e.code.as_str()) {
+            // No table yet: nothing was shipped; a record creates it.
+            (StorageStep::Seen { index }, 404, "TableNotFound" | "ResourceNotFound") => {
+                self.queue_listed(*index, now);
+                return true;
+            }
+            (StorageStep::Record { .. }, 404, "TableNotFound") => {
+                let then = Box::new(step.clone());
+                self.queue.push_front(Pending::new(Step::Storage(StorageStep::CreateTable { then })));
+                return true;
+            }
+            // Created meanwhile by another replica.
+            (StorageStep::CreateTable { then }, 409, "TableAlreadyExists") => {
+                self.queue.push_front(Pending::new(Step::Storage((**then).clone())));
+                return true;
+            }
+            _ => {}
+        }
         if e.status != 404 || e.code != "QueueNotFound" {
             return false;
         }
@@ -309,7 +402,13 @@ impl Run {
                 continue;
             }
             let step = match o {
-                Outcome::Shipped { .. } => StorageStep::Delete { index },
+                Outcome::Shipped { call_id, tenant_id, version, .. } => {
+                    if self.config.ledger.is_some() {
+                        let (call_id, tenant_id, version) = (call_id.clone(), tenant_id.clone(), *version);
+                        steps.push(StorageStep::Record { call_id, tenant_id, version });
+                    }
+                    StorageStep::Delete { index }
+                }
                 Outcome::Retry { attempts, not_before_ms, done_tables, .. } => {
                     let call = &self.drain[i];
                     let next = QueuedCall { attempts: *attempts, done_tables: done_tables.clone(), ..call.clone() };

@@ -26,16 +26,13 @@ use std::fmt;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
 use crate::error::{Error, Result, ServiceError};
-use crate::http::{OutgoingRequest, base_url, bearer, header};
+use crate::http::{OutgoingRequest, bearer, header};
 use crate::pipeline::queue::QueuedCall;
 
-/// The Queue service version every request names (Entra tokens need 2017-11-09 or later).
-pub const STORAGE_VERSION: &str = "2021-12-02";
+pub use super::STORAGE_VERSION;
 /// Scope of an Azure Storage token.
 pub const STORAGE_SCOPE: &str = "https://storage.azure.com/.default";
 /// Get Messages returns at most this many per request.
@@ -95,14 +92,6 @@ pub struct PoisonMessage {
     pub dead_ms: u64,
 }
 
-fn is_ip_or_localhost(host: &str) -> bool {
-    let host =
-        host.rsplit_once(':').map_or(host, |(h, p)| if p.chars().all(|c| c.is_ascii_digit()) { h } else { host });
-    host == "localhost"
-        || host.starts_with('[')
-        || (!host.is_empty() && host.chars().all(|c| c.is_ascii_digit() || c == '.'))
-}
-
 fn valid_name(kind: &str, name: &str, max: usize) -> Result<()> {
     let b = name.as_bytes();
     let ok = (3..=max).contains(&b.len())
@@ -122,38 +111,10 @@ fn valid_name(kind: &str, name: &str, max: usize) -> Result<()> {
 impl QueueTarget {
     /// The queue at `url` (`name` is the setting, for errors), with an account key or none.
     pub fn parse(name: &str, url: &str, key: Option<&str>) -> Result<QueueTarget> {
-        let url = base_url(name, url)?;
-        let rest = url.split_once("://").map_or(url, |(_, r)| r);
-        let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
-        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-        let (account, queue) = if is_ip_or_localhost(host) {
-            match segments.as_slice() {
-                [account, queue] => (account.to_string(), queue.to_string()),
-                _ => {
-                    return Err(Error::arg(format!("{name} must be http://{host}/<account>/<queue> for the emulator")));
-                }
-            }
-        } else {
-            match segments.as_slice() {
-                [queue] => (host.split('.').next().unwrap_or_default().to_string(), queue.to_string()),
-                _ => {
-                    return Err(Error::arg(format!("{name} must be https://<account>.queue.core.windows.net/<queue>")));
-                }
-            }
-        };
-        if account.is_empty() || !account.chars().all(|c| c.is_ascii_alphanumeric()) {
-            return Err(Error::arg(format!("{name}: the storage account name must be letters and digits")));
-        }
+        let (url, account, queue) = super::resource_url(name, url, "queue")?;
         // Leave room for the poison queue's "-poison".
         valid_name(&format!("{name}: the queue name"), &queue, 63 - "-poison".len())?;
-        let key = match key.map(str::trim).filter(|k| !k.is_empty()) {
-            Some(k) => match BASE64.decode(k) {
-                Ok(bytes) if !bytes.is_empty() => Some(k.to_string()),
-                _ => return Err(Error::arg("the storage account key is not base64: copy key1 or key2 of the account")),
-            },
-            None => None,
-        };
-        Ok(QueueTarget { url: url.to_string(), account, name: queue, key })
+        Ok(QueueTarget { url, account, name: queue, key: super::account_key(key)? })
     }
 
     /// The queue its dead letters go to.
@@ -237,9 +198,9 @@ impl QueueTarget {
         }
         let authorization = match (&self.key, token) {
             (Some(key), _) => {
-                let path = format!("{}{suffix}", url_path(&self.url));
+                let path = format!("{}{suffix}", super::url_path(&self.url));
                 let to_sign = string_to_sign(method, body.len(), &headers, &self.account, &path, query);
-                shared_key(&self.account, key, &to_sign)?
+                super::shared_key(&self.account, key, &to_sign)?
             }
             (None, Some(token)) => bearer(token)?,
             (None, None) => return Err(Error::arg("a storage request needs the account key or an Entra token")),
@@ -247,12 +208,6 @@ impl QueueTarget {
         headers.push(("Authorization".into(), authorization));
         Ok(OutgoingRequest { method: method.into(), url, headers, body })
     }
-}
-
-/// The path of a URL (`/account/queue` for the emulator, `/queue` otherwise).
-fn url_path(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    rest.find('/').map_or("", |i| &rest[i..])
 }
 
 fn message_id(id: &str) -> Result<&str> {
@@ -322,15 +277,6 @@ pub fn string_to_sign(
         out += &format!("\n{k}:{v}");
     }
     out
-}
-
-/// `SharedKey {account}:{base64(HMAC-SHA256(base64-decode(key), to_sign))}`.
-fn shared_key(account: &str, key: &str, to_sign: &str) -> Result<String> {
-    let key = BASE64.decode(key).map_err(|_| Error::arg("the storage account key is not base64"))?;
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&key)
-        .map_err(|_| Error::arg("the storage account key cannot key HMAC-SHA256"))?;
-    mac.update(to_sign.as_bytes());
-    Ok(format!("SharedKey {account}:{}", BASE64.encode(mac.finalize().into_bytes())))
 }
 
 /// The messages of a Get Messages answer (`<QueueMessagesList><QueueMessage>…`).
@@ -453,6 +399,8 @@ pub fn check(status: u16, headers: &[(String, String)], body: &[u8]) -> std::res
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hmac::{Hmac, KeyInit, Mac};
+    use sha2::Sha256;
 
     const EMULATOR_KEY: &str =
         "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
