@@ -371,6 +371,7 @@ impl wit::driver::GuestRun for Run {
             J::Keep(margin_minutes) => pipeline::Job::Keep { margin_minutes },
             J::Sweep(s) => pipeline::Job::Sweep { since: s.since, until: s.until },
             J::DrainQueue(o) => pipeline::Job::DrainQueue { max_calls: o.max_calls, lease_seconds: o.lease_seconds },
+            J::StorageQueue(o) => pipeline::Job::StorageQueue { peek: o.peek_dead, requeue: o.requeue_dead },
             J::Drain(calls) => pipeline::Job::Drain(
                 calls
                     .into_iter()

@@ -175,7 +175,8 @@ enum Command {
         queue: PathBuf,
     },
     /// List the calls queue mode gave up on, with the reason (JSON per line); --requeue puts them
-    /// back on the queue.
+    /// back on the queue. With CALLRECORDS_QUEUE_URL: the first 32 of `<queue>-poison`, and
+    /// both queues' lengths.
     DeadLetters {
         /// The queue file.
         #[arg(long, default_value = "workspace/queue.sqlite3")]
@@ -372,6 +373,30 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 callrecords_host::queue::Queue::open(if storage { std::path::Path::new(":memory:") } else { &queue })?;
             let net = transport::Network::new()?;
             out(&serve::sweep(&rt, &env, &q, &net, &since, &until)?)?;
+        }
+        Command::DeadLetters { requeue, .. } if serve::storage_queue(&serve::process_env()).is_some() => {
+            use callrecords_host::bindings::driver::{Job, StorageQueueOptions};
+            let rt = Runtime::embedded().map_err(|e| e.to_string())?;
+            let env = serve::process_env();
+            let net = transport::Network::new()?;
+            let job = Job::StorageQueue(StorageQueueOptions { peek_dead: 32, requeue_dead: requeue });
+            let r = rt.run_job(&env, &job, &net, &mut |_| {}).map_err(|e| e.to_string())?;
+            if let Some(e) = &r.report.error {
+                return Err(format!("dead-letters: {e}"));
+            }
+            let st = &r.detail["storage"];
+            for d in st["dead_letters"].as_array().into_iter().flatten() {
+                out(&d.to_string())?;
+            }
+            let n = |k: &str| st[k].as_u64().unwrap_or(0);
+            out(&format!(
+                "queue: about {} messages; poison queue: about {} dead letters",
+                n("depth"),
+                n("dead_depth")
+            ))?;
+            if requeue {
+                out(&format!("requeued {} dead letters", n("requeued")))?;
+            }
         }
         Command::DeadLetters { queue, requeue } => {
             if !queue.exists() {

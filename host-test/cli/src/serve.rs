@@ -79,7 +79,7 @@ pub struct Options {
 pub const KEEP_MARGIN_MINUTES: u32 = 24 * 60;
 
 /// The Azure Storage queue queue mode shares, when `CALLRECORDS_QUEUE_URL` names one.
-fn storage_queue(env: &[(String, String)]) -> Option<String> {
+pub fn storage_queue(env: &[(String, String)]) -> Option<String> {
     env.iter()
         .rev()
         .find(|(k, _)| k == "CALLRECORDS_QUEUE_URL")

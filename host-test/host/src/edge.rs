@@ -13,10 +13,10 @@ use callrecords::pipeline::queue::Accepted;
 use http_body_util::{BodyExt, Full};
 
 use crate::Runtime;
-use crate::bindings::driver::Job;
+use crate::bindings::driver::{Job, StorageQueueOptions};
 use crate::bindings::types::IncomingRequest;
 use crate::jobs::now_ms;
-use crate::queue::Queue;
+use crate::queue::{Queue, Stats};
 use crate::transport::{Request, Transport};
 use crate::worker::Metrics;
 
@@ -56,6 +56,11 @@ fn answer(status: u16, content_type: &str, body: impl Into<Bytes>) -> hyper::Res
 }
 
 impl Edge {
+    /// Queue mode on the Azure Storage queue of `CALLRECORDS_QUEUE_URL`.
+    fn storage(&self) -> bool {
+        self.env.iter().any(|(k, v)| k == "CALLRECORDS_QUEUE_URL" && !v.trim().is_empty())
+    }
+
     /// Serve HTTP/1.1 on `listener` until `shutdown` completes; then stop accepting and give the
     /// requests being answered up to [`BODY_TIMEOUT`] to finish.
     pub async fn serve(
@@ -124,9 +129,7 @@ impl Edge {
         let (method, path) = (parts.method.to_string(), parts.uri.path().to_string());
         if method == "GET" && path == "/healthz" {
             let mut queue = self.queue.writable();
-            if self.env.iter().any(|(k, v)| k == "CALLRECORDS_QUEUE_URL" && !v.trim().is_empty())
-                && self.metrics.storage_failing.load(Ordering::Relaxed)
-            {
+            if self.storage() && self.metrics.storage_failing.load(Ordering::Relaxed) {
                 queue = Err("the Azure Storage queue refused or did not answer the last request".into());
             }
             let (alive, subscription) = self.metrics.subscription(now_ms());
@@ -137,6 +140,25 @@ impl Edge {
                 "subscription": subscription,
             });
             return answer(if body["ready"] == true { 200 } else { 503 }, "application/json", body.to_string());
+        }
+        if method == "GET" && path == "/metrics" && self.storage() {
+            // The Storage queue's lengths, as the service reports them (approximate).
+            let e = self.clone();
+            let job = Job::StorageQueue(StorageQueueOptions { peek_dead: 0, requeue_dead: false });
+            let r = tokio::task::spawn_blocking(move || {
+                e.rt.run_job(&e.env, &job, e.transport.as_ref(), &mut |_| {}).map_err(|x| x.to_string())
+            })
+            .await
+            .map_err(|x| x.to_string())
+            .and_then(|r| r);
+            let st = match &r {
+                Ok(r) if r.report.ok => &r.detail["storage"],
+                Ok(r) => return answer(503, "text/plain", r.report.error.clone().unwrap_or_default()),
+                Err(x) => return answer(503, "text/plain", x.clone()),
+            };
+            let n = |k: &str| st[k].as_u64().unwrap_or(0);
+            let stats = Stats { depth: n("depth"), dead: n("dead_depth"), ..Stats::default() };
+            return answer(200, "text/plain; version=0.0.4", self.metrics.render(&stats, now_ms()));
         }
         if method == "GET" && path == "/metrics" {
             return match self.queue.stats(now_ms()) {

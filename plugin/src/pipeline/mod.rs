@@ -121,6 +121,14 @@ pub enum Job {
         /// Visibility timeout of a read message (10 s to 7 days).
         lease_seconds: u32,
     },
+    /// The Azure Storage queue's state: both queues' approximate lengths, the first `peek`
+    /// dead letters (at most 32), and with `requeue` the dead letters put back on the queue.
+    StorageQueue {
+        /// Dead letters to show.
+        peek: u32,
+        /// Put the dead letters back.
+        requeue: bool,
+    },
 }
 
 /// The job for a request to the webhook: queue mode's edge ([`Job::Accept`]) when an Azure
@@ -446,6 +454,12 @@ impl Run {
                 if run.queue.is_empty() {
                     run.finish(now);
                 }
+            }
+            Job::StorageQueue { peek, requeue } => {
+                if run.config.queue.is_none() {
+                    return Err(Error::arg("CALLRECORDS_QUEUE_URL is not set: no Storage queue"));
+                }
+                run.start_storage_info(peek, requeue, now);
             }
             Job::DrainQueue { max_calls, lease_seconds } => {
                 if run.config.queue.is_none() {

@@ -54,6 +54,17 @@ pub(super) enum StorageStep {
     CreateTable { then: Box<StorageStep> },
     /// A sweep: look listed call `index` up in the ledger; queue it when no replica shipped it.
     Seen { index: usize },
+    /// The approximate length of the queue (`poison`: of the poison queue).
+    Depth { poison: bool },
+    /// Peek at the first `count` dead letters.
+    PeekPoison { count: u32 },
+    /// Take up to `count` dead letters to put back on the queue.
+    GetPoison { count: u32 },
+    /// A dead letter back on the queue: put it (attempts anew), then delete held message `index`
+    /// from the poison queue.
+    Requeue { index: usize, text: String },
+    /// Delete held message `index` from the poison queue.
+    DeletePoison { index: usize },
 }
 
 impl StorageStep {
@@ -84,6 +95,17 @@ pub struct StorageReport {
     pub recorded: u32,
     /// A sweep: listed calls the ledger says were shipped already.
     pub shipped_before: u32,
+    /// The queue's approximate length, when asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub depth: Option<u64>,
+    /// The poison queue's approximate length, when asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dead_depth: Option<u64>,
+    /// Dead letters peeked at.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dead_letters: Vec<PoisonMessage>,
+    /// Dead letters put back on the queue.
+    pub requeued: u32,
 }
 
 /// A held message.
@@ -160,6 +182,11 @@ impl Run {
                 q.update_request(held(index)?, *visibility_seconds, Some(text), &date, token)
             }
             StorageStep::Delete { index } => q.delete_request(held(index)?, &date, token),
+            StorageStep::Depth { poison } => self.storage_target(*poison)?.metadata_request(&date, token),
+            StorageStep::PeekPoison { count } => q.poison().peek_request(*count, &date, token),
+            StorageStep::GetPoison { count } => q.poison().get_request(*count, 300, &date, token),
+            StorageStep::Requeue { text, .. } => q.put_request(text, &date, token),
+            StorageStep::DeletePoison { index } => q.poison().delete_request(held(index)?, &date, token),
         }
     }
 
@@ -231,6 +258,39 @@ impl Run {
                 self.storage_counts().deleted += 1;
             }
             StorageStep::Record { .. } => self.storage_counts().recorded += 1,
+            StorageStep::Depth { poison } => {
+                let n = header(headers, "x-ms-approximate-messages-count").and_then(|v| v.trim().parse().ok());
+                let counts = self.storage_counts();
+                if poison { counts.dead_depth = n } else { counts.depth = n }
+            }
+            StorageStep::PeekPoison { .. } => match sq::parse_messages(body) {
+                Ok(messages) => {
+                    let letters = messages.iter().map(|m| {
+                        sq::decode_poison(&m.text).unwrap_or_else(|e| PoisonMessage {
+                            call: None,
+                            text: Some(m.text.clone()),
+                            reason: format!("unreadable: {e}"),
+                            dead_ms: 0,
+                        })
+                    });
+                    let letters: Vec<PoisonMessage> = letters.collect();
+                    self.storage_counts().dead_letters = letters;
+                }
+                Err(e) => self.fatal(format!("poison queue: {e}")),
+            },
+            StorageStep::GetPoison { .. } => match sq::parse_messages(body) {
+                Ok(messages) => self.requeue_poison(messages, now),
+                Err(e) => self.fatal(format!("poison queue: {e}")),
+            },
+            StorageStep::Requeue { index, .. } => {
+                self.storage_counts().requeued += 1;
+                self.queue.push_front(Pending::new(Step::Storage(StorageStep::DeletePoison { index })));
+            }
+            StorageStep::DeletePoison { index } => {
+                if let Some(h) = self.storage.as_mut().and_then(|d| d.held.get_mut(index)) {
+                    h.done = true;
+                }
+            }
             StorageStep::CreateTable { then } => self.queue.push_front(Pending::new(Step::Storage(*then))),
             StorageStep::Seen { index } => {
                 if sq_table::found(body) {
@@ -238,6 +298,46 @@ impl Run {
                 } else {
                     self.queue_listed(index, now);
                 }
+            }
+        }
+    }
+
+    /// Dead letters taken from the poison queue: each call back on the queue with its attempts
+    /// anew (what `callrecords dead-letters --requeue` does); one that holds no call stays.
+    fn requeue_poison(&mut self, messages: Vec<Message>, now: u64) {
+        let Some(d) = self.storage.as_mut() else { return };
+        let mut steps = vec![];
+        for message in messages {
+            let index = d.held.len();
+            if let Ok(PoisonMessage { call: Some(call), .. }) = sq::decode_poison(&message.text) {
+                let call = QueuedCall { received_ms: now, attempts: 0, done_tables: vec![], ..call };
+                steps.push(StorageStep::Requeue { index, text: sq::encode_call(&call) });
+            }
+            d.held.push(Held { message, done: false });
+        }
+        for s in steps {
+            self.queue.push_back(Pending::new(Step::Storage(s)));
+        }
+    }
+
+    /// The Storage queue's lengths, its first `peek` dead letters, or (`requeue`) every dead
+    /// letter put back on the queue (up to 32 a request, at most 10 requests a run).
+    pub(super) fn start_storage_info(&mut self, peek: u32, requeue: bool, now: u64) {
+        self.storage = Some(StorageDrain::new(300, now));
+        self.storage_report = Some(StorageReport::default());
+        if let Some(d) = self.storage.as_mut() {
+            d.settling = true; // nothing to renew or settle
+        }
+        for poison in [false, true] {
+            self.queue.push_back(Pending::new(Step::Storage(StorageStep::Depth { poison })));
+        }
+        if peek > 0 {
+            self.queue.push_back(Pending::new(Step::Storage(StorageStep::PeekPoison { count: peek })));
+        }
+        if requeue {
+            for _ in 0..10 {
+                let get = StorageStep::GetPoison { count: MAX_MESSAGES_PER_GET };
+                self.queue.push_back(Pending::new(Step::Storage(get)));
             }
         }
     }
@@ -313,6 +413,15 @@ impl Run {
                 self.report.error.get_or_insert(format!("ledger: {reason}"));
             }
             StorageStep::Seen { .. } => self.fatal(format!("ledger: {reason}")),
+            StorageStep::Depth { .. } | StorageStep::PeekPoison { .. } | StorageStep::GetPoison { .. } => {
+                self.fatal(format!("storage queue: {reason}"))
+            }
+            // Not put back (it stays a dead letter), or put back and not deleted (it is put back
+            // again next time: a duplicate, never a loss).
+            StorageStep::Requeue { .. } | StorageStep::DeletePoison { .. } => {
+                self.report.ok = false;
+                self.report.error.get_or_insert(format!("requeue: {reason}"));
+            }
             StorageStep::Create { .. } | StorageStep::Get { .. } => self.fatal(format!("storage queue: {reason}")),
             StorageStep::Put { poison: false, .. } => {
                 self.fatal(format!("storage queue: {reason}"));
@@ -351,6 +460,17 @@ impl Run {
                 self.queue.push_front(Pending::new(Step::Storage(StorageStep::CreateTable { then })));
                 return true;
             }
+            // A queue that does not exist (yet) holds nothing.
+            (StorageStep::Depth { poison }, 404, "QueueNotFound") => {
+                let counts = self.storage_counts();
+                if *poison {
+                    counts.dead_depth = Some(0)
+                } else {
+                    counts.depth = Some(0)
+                }
+                return true;
+            }
+            (StorageStep::PeekPoison { .. } | StorageStep::GetPoison { .. }, 404, "QueueNotFound") => return true,
             // Created meanwhile by another replica.
             (StorageStep::CreateTable { then }, 409, "TableAlreadyExists") => {
                 self.queue.push_front(Pending::new(Step::Storage((**then).clone())));

@@ -138,6 +138,19 @@ impl QueueTarget {
         self.request("POST", "/messages", &query, message_body(text)?, date, token)
     }
 
+    /// Get Queue Metadata (`GET {queue}?comp=metadata`): the answer's
+    /// `x-ms-approximate-messages-count` is its length.
+    pub fn metadata_request(&self, date: &str, token: Option<&str>) -> Result<OutgoingRequest> {
+        self.request("GET", "", &[("comp", "metadata".to_string())], vec![], date, token)
+    }
+
+    /// Peek Messages: up to `count` (1..=32) of the first messages, hidden from no one.
+    pub fn peek_request(&self, count: u32, date: &str, token: Option<&str>) -> Result<OutgoingRequest> {
+        let query =
+            [("peekonly", "true".to_string()), ("numofmessages", count.clamp(1, MAX_MESSAGES_PER_GET).to_string())];
+        self.request("GET", "/messages", &query, vec![], date, token)
+    }
+
     /// Get Messages: up to `count` (1..=32), each hidden for `visibility_seconds`.
     pub fn get_request(
         &self,
@@ -318,8 +331,9 @@ pub fn parse_messages(body: &[u8]) -> Result<Vec<Message>> {
             Event::End(e) => {
                 if e.name().as_ref() == "QueueMessage" {
                     let m = current.take().unwrap_or_default();
-                    if m.id.is_empty() || m.pop_receipt.is_empty() {
-                        return Err(bad(&"a QueueMessage without MessageId or PopReceipt"));
+                    // (A peek's messages have no PopReceipt: they cannot be changed.)
+                    if m.id.is_empty() {
+                        return Err(bad(&"a QueueMessage without MessageId"));
                     }
                     out.push(m);
                 }
@@ -492,6 +506,8 @@ mod tests {
         assert!(parse_messages(b"<QueueMessagesList/>").unwrap().is_empty());
         assert!(parse_messages(b"<QueueMessagesList><QueueMessage><MessageText>x").is_err());
         assert!(parse_messages(b"<QueueMessagesList><QueueMessage></QueueMessage></QueueMessagesList>").is_err());
+        let peeked = parse_messages(b"<QueueMessagesList><QueueMessage><MessageId>m</MessageId><DequeueCount>0</DequeueCount><MessageText>t</MessageText></QueueMessage></QueueMessagesList>").unwrap();
+        assert_eq!((peeked[0].id.as_str(), peeked[0].pop_receipt.as_str()), ("m", ""));
     }
 
     #[test]

@@ -79,11 +79,17 @@ impl Reply {
 
 /// One `POST` over a fresh connection with `Connection: close`, read to the end.
 pub fn post(addr: SocketAddr, path: &str, content_type: Option<&str>, body: &[u8]) -> Reply {
+    let headers: Vec<(&str, &str)> = content_type.map(|ct| ("Content-Type", ct)).into_iter().collect();
+    send(addr, "POST", path, &headers, body)
+}
+
+/// One request over a fresh connection with `Connection: close`, read to the end.
+pub fn send(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let mut head = format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    if let Some(ct) = content_type {
-        head += &format!("Content-Type: {ct}\r\n");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head += &format!("{k}: {v}\r\n");
     }
     head += &format!("Content-Length: {}\r\n\r\n", body.len());
     s.write_all(head.as_bytes()).unwrap();

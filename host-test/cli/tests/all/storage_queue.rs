@@ -102,6 +102,13 @@ fn two_replicas_share_a_storage_queue_and_one_is_killed() {
         "{} calls landed twice: more than one turn of the killed replica",
         twice.len()
     );
+    // /metrics reads the Storage queue's lengths: all settled, nothing given up.
+    let metrics = crate::stock::get(addr, "/metrics").text();
+    for line in
+        ["callrecords_queue_depth 0", "callrecords_dead_letters 0", "callrecords_notifications_queued_total 300"]
+    {
+        assert!(metrics.lines().any(|l| l == line), "{line} not in\n{metrics}");
+    }
     // Nothing was given up.
     for log in [&serve_log, &work_log] {
         let text = read_lossy(log);
@@ -220,4 +227,124 @@ fn a_sweep_on_the_storage_queue_queues_only_what_no_replica_shipped() {
     for c in &all {
         assert_eq!(rows.get(&(c.clone(), "TeamsCall_CL".to_string())), Some(&1), "{c}");
     }
+}
+
+/// A request to Azurite's queue service signed here, from the documented SharedKey layout with the
+/// emulator's published key (independently of the code under test).
+fn azurite_request(az: &Azurite, method: &str, path: &str, body: &str) -> crate::stock::Reply {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD as B64;
+    use hmac::{Hmac, KeyInit, Mac};
+    let addr: SocketAddr = az.base.trim_start_matches("http://").parse().unwrap();
+    let date = httpdate_now();
+    let (resource, query) = path.split_once('?').unwrap_or((path, ""));
+    let mut params: Vec<(String, String)> = query
+        .split('&')
+        .filter(|q| !q.is_empty())
+        .map(|q| q.split_once('=').unwrap())
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect();
+    params.sort();
+    let content_type = if body.is_empty() { "" } else { "application/xml" };
+    let length = if body.is_empty() { String::new() } else { body.len().to_string() };
+    let mut to_sign = format!(
+        "{method}\n\n\n{length}\n\n{content_type}\n\n\n\n\n\n\nx-ms-date:{date}\nx-ms-version:2021-12-02\n/{}{resource}",
+        azurite::ACCOUNT
+    );
+    for (k, v) in &params {
+        to_sign += &format!("\n{k}:{v}");
+    }
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&B64.decode(azurite::KEY).unwrap()).unwrap();
+    mac.update(to_sign.as_bytes());
+    let auth = format!("SharedKey {}:{}", azurite::ACCOUNT, B64.encode(mac.finalize().into_bytes()));
+    let mut headers =
+        vec![("x-ms-date", date.as_str()), ("x-ms-version", "2021-12-02"), ("Authorization", auth.as_str())];
+    if !body.is_empty() {
+        headers.push(("Content-Type", content_type));
+    }
+    crate::stock::send(addr, method, path, &headers, body.as_bytes())
+}
+
+/// Now as an RFC 1123 date.
+fn httpdate_now() -> String {
+    let secs = now_secs();
+    let days = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(secs / 86_400 % 7) as usize];
+    let iso = crate::stock::iso(secs); // 2026-12-01T09:00:00Z
+    let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let month = months[iso[5..7].parse::<usize>().unwrap() - 1];
+    format!("{days}, {} {month} {} {} GMT", &iso[8..10], &iso[0..4], &iso[11..19])
+}
+
+/// Dead letters on the Storage queue: a message that is not this service's goes to the poison
+/// queue with the reason; `callrecords dead-letters` lists the poison queue's messages with their
+/// reasons and the queues' lengths; `--requeue` puts back the dead letters that hold a call, and
+/// `work` ships them.
+#[test]
+fn storage_dead_letters_are_listed_with_their_reason_and_requeued() {
+    use base64::Engine;
+    let az = Azurite::start().expect("Azurite starts");
+    let dir = temp_dir("storage-queue-dead-letters");
+    let s = cloud_standins(1, now_secs() - 7200, 1);
+    let mut env = callrecords_test_kit::demo::demo_env(s.base(), "logs-ingestion");
+    env.push(("CALLRECORDS_QUEUE_URL".into(), az.queue_url("dl-calls")));
+    env.push(("CALLRECORDS_QUEUE_KEY".into(), azurite::KEY.into()));
+    let account = azurite::ACCOUNT;
+    for q in ["dl-calls", "dl-calls-poison"] {
+        let r = azurite_request(&az, "PUT", &format!("/{account}/{q}"), "");
+        assert!(r.status == 201 || r.status == 204, "create {q}: {} {}", r.status, r.text());
+    }
+    // A foreign message on the queue, and a dead letter holding call 0 on the poison queue.
+    let put = |q: &str, text: &str| {
+        let body = format!("<QueueMessage><MessageText>{text}</MessageText></QueueMessage>");
+        let r = azurite_request(&az, "POST", &format!("/{account}/{q}/messages"), &body);
+        assert_eq!(r.status, 201, "{}", r.text());
+    };
+    put("dl-calls", "bm90IG91cnM=");
+    let dead = serde_json::json!({"call": {"call_id": call_id(0), "tenant_id": CONTOSO, "received_ms": 1, "attempts": 12, "done_tables": []},
+        "reason": "12 attempts failed; the last: 503", "dead_ms": 2});
+    put("dl-calls-poison", &base64::engine::general_purpose::STANDARD.encode(dead.to_string()));
+
+    let work_log = dir.join("work.log");
+    let mut work = spawn_cli(&["work", "--lease-seconds", "10"], &env, &work_log, None);
+    wait_until("the foreign message is poisoned", Duration::from_secs(60), &[&work_log], || {
+        read_lossy(&work_log).contains("1 poisoned")
+    });
+    let _ = work.0.kill();
+    let _ = work.0.wait();
+
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_callrecords"));
+        cmd.args(args);
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("CALLRECORDS_")) {
+            cmd.env_remove(k);
+        }
+        let out = cmd.envs(env.iter().map(|(k, v)| (k, v))).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+        text
+    };
+    let listed = run(&["dead-letters"]);
+    let letters: Vec<serde_json::Value> =
+        listed.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(letters.len(), 2, "{listed}");
+    assert!(
+        letters.iter().any(|l| l["text"] == "bm90IG91cnM="
+            && l["reason"].as_str().unwrap().contains("not a message this service wrote")),
+        "{listed}"
+    );
+    assert!(
+        letters
+            .iter()
+            .any(|l| l["call"]["call_id"] == call_id(0).as_str() && l["reason"] == "12 attempts failed; the last: 503"),
+        "{listed}"
+    );
+    assert!(listed.contains("queue: about 0 messages; poison queue: about 2 dead letters"), "{listed}");
+
+    let requeued = run(&["dead-letters", "--requeue"]);
+    assert!(requeued.contains("requeued 1 dead letters"), "{requeued}");
+    let _work = spawn_cli(&["work", "--lease-seconds", "10"], &env, &work_log, None);
+    wait_until("the requeued call ships", Duration::from_secs(60), &[&work_log], || {
+        shipped_by(&read_lossy(&work_log)) >= 1
+    });
+    assert_eq!(landed(&s).get(&(call_id(0), "TeamsCall_CL".to_string())), Some(&1));
 }
