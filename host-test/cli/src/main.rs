@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use callrecords::monitor::templates::{self, Generated};
 use callrecords_conformance::fluentbit::{self, FilterModule};
+use callrecords_conformance::real_fluent_bit;
 use callrecords_host::bindings::webhook;
 use callrecords_host::{Limits, Runtime, jobs, rawhttp, transport};
 use callrecords_test_kit::{demo, sample_data, standin};
@@ -498,12 +499,22 @@ fn check(wasm: &Path, out: &mut dyn FnMut(&str) -> Result<(), String>) -> Result
         Err(e) => return load_failed(format!("{}: {e}", wasm.display())),
     };
     let results = if bytes.starts_with(CORE_MODULE_HEADER) {
-        // A core module: a Fluent Bit filter, checked against the embedded component's rows.
+        // A core module: a Fluent Bit filter, checked against the embedded component's rows,
+        // then (where a Fluent Bit binary is at hand) in Fluent Bit itself for the stack it needs.
         let module = match FilterModule::new(&bytes) {
             Ok(module) => module,
             Err(e) => return load_failed(format!("as a Fluent Bit filter_wasm module: {e}")),
         };
-        fluentbit::run_all(&module, &Runtime::embedded().map_err(|e| e.to_string())?)
+        let rt = Runtime::embedded().map_err(|e| e.to_string())?;
+        let mut results = fluentbit::run_all(&module, &rt);
+        let exports: Vec<&str> = module.module().exports().map(|e| e.name()).collect();
+        out(&format!("NOTE heap: the module {}", real_fluent_bit::heap_advice(&exports)))?;
+        if results.iter().all(|r| r.failure.is_none()) {
+            results.push(wamr_stack(wasm, &rt, out)?);
+        } else {
+            out("NOTE stack: not measured in Fluent Bit: the module failed the checks above")?;
+        }
+        results
     } else {
         match Runtime::new(&bytes, Limits::default(), false) {
             Ok(rt) => callrecords_conformance::run_all(&rt),
@@ -519,6 +530,52 @@ fn check(wasm: &Path, out: &mut dyn FnMut(&str) -> Result<(), String>) -> Result
     }
     out(&format!("{} passed, {failed} failed", results.len() - failed))?;
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// The `wasm_stack_size` the module needs in a real Fluent Bit (`FLUENT_BIT`, else `fluent-bit`
+/// on PATH), printed as a note; a failure only when no size up to 256K runs the sample records.
+fn wamr_stack(
+    wasm: &Path,
+    rt: &Runtime,
+    out: &mut dyn FnMut(&str) -> Result<(), String>,
+) -> Result<callrecords_conformance::Outcome, String> {
+    const NAME: &str = "fluent-bit-wamr-stack";
+    let on_path: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).map(|d| d.join("fluent-bit")).collect())
+        .unwrap_or_default();
+    let fail = |why: String| callrecords_conformance::Outcome { name: NAME, failure: Some(why) };
+    let binary = match real_fluent_bit::locate(&on_path) {
+        Ok(Some(binary)) => binary,
+        Ok(None) => {
+            out(&format!(
+                "NOTE stack: not measured: no Fluent Bit found (set {} to a Fluent Bit built with WASM); shipped configs set wasm_stack_size: 64K",
+                real_fluent_bit::FLUENT_BIT_VAR
+            ))?;
+            return Ok(callrecords_conformance::Outcome { name: NAME, failure: None });
+        }
+        Err(why) => return Ok(fail(why)),
+    };
+    let records = fluentbit::sample_records(rt)?;
+    let dir = std::env::temp_dir().join(format!("callrecords-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let module = std::fs::canonicalize(wasm).map_err(|e| format!("{}: {e}", wasm.display()))?;
+    let needed = real_fluent_bit::stack_needed(&binary, &module, &records, &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(match needed {
+        Ok(Some(kib)) => {
+            out(&format!(
+                "NOTE stack: wasm_stack_size {kib}K is the smallest that ran every sample record in {} (default {}K); set more for headroom, e.g. {}K",
+                binary.display(),
+                real_fluent_bit::DEFAULT_STACK_KIB,
+                (kib * 4).max(64)
+            ))?;
+            callrecords_conformance::Outcome { name: NAME, failure: None }
+        }
+        Ok(None) => {
+            fail(format!("{} trapped on the sample records with every wasm_stack_size up to 256K", binary.display()))
+        }
+        Err(why) => fail(why),
+    })
 }
 
 fn command_job(c: &Command) -> Option<callrecords_host::bindings::driver::Job> {

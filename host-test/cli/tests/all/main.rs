@@ -9,6 +9,7 @@ mod jco;
 mod jobs_cli;
 mod properties;
 mod queue;
+mod real_fluent_bit;
 mod sandbox;
 mod sentinel;
 mod service;
