@@ -61,6 +61,8 @@ fn main() {
             return;
         }
         Ok("queue") => return queue_mode(),
+        Ok("storage") => return storage_mode(),
+        Ok("flood") => return stalled_clients(),
         _ => {}
     }
     // CALLRECORDS_BENCH_WASM=path.wasm measures another build of the component.
@@ -132,6 +134,256 @@ fn main() {
     );
     cloud();
     queue_mode();
+    storage_mode();
+    stalled_clients();
+}
+
+/// Resident memory of process `pid` (kB), from /proc.
+fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// 1,500 clients that start an upload and stall, against the built `callrecords serve` (queue
+/// mode, embedded default): its memory while they hang, how many it has cut off after its 10 s
+/// timeout, and a real delivery's answer meanwhile.
+fn stalled_clients() {
+    use std::io::{Read, Write};
+    const CLIENTS: usize = 1500;
+    let dir = std::env::temp_dir().join(format!("callrecords-bench-flood-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/graph");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_callrecords"));
+    cmd.args(["serve", "--listen", &addr.to_string(), "--keep-minutes", "0", "--sweep-minutes", "0"]);
+    cmd.arg("--examples").arg(&examples).arg("--workspace").arg(dir.join("ws"));
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("CALLRECORDS_")) {
+        cmd.env_remove(k);
+    }
+    let mut child = cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let started = Instant::now();
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(60), "serve did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = child.id();
+    let idle = rss_kb(pid);
+    // Each client sends its head and 10 bytes of a 100,000-byte body, then nothing.
+    let head = "POST /notify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{\"value\":[";
+    let mut conns: Vec<std::net::TcpStream> = (0..CLIENTS)
+        .filter_map(|_| {
+            let mut c = std::net::TcpStream::connect(addr).ok()?;
+            c.write_all(head.as_bytes()).ok()?;
+            Some(c)
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+    let held = rss_kb(pid);
+    // A real delivery while they hang.
+    let body = callrecords_test_kit::demo::delivery_body(&["8d2b6e4a-1c7f-4a3e-b5d9-6e0f1a2b3c02"]);
+    let t = Instant::now();
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    let req = format!(
+        "POST /notify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    c.write_all(req.as_bytes()).unwrap();
+    c.write_all(&body).unwrap();
+    let mut answer = String::new();
+    let _ = c.read_to_string(&mut answer);
+    let meanwhile_ms = t.elapsed().as_secs_f64() * 1e3;
+    let status = answer.split(' ').nth(1).unwrap_or("?").to_string();
+    // Past the 10 s timeout: how many did serve cut off (408 or closed)?
+    std::thread::sleep(Duration::from_secs(11));
+    let mut cut = 0;
+    for c in &mut conns {
+        c.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let mut buf = [0u8; 256];
+        match c.read(&mut buf) {
+            Ok(0) => cut += 1,
+            Ok(n) if String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 408") => cut += 1,
+            _ => {}
+        }
+    }
+    let after = rss_kb(pid);
+    drop(conns);
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    println!();
+    println!("Stalled uploads against the built `callrecords serve` (queue mode, embedded default):");
+    println!();
+    println!("| figure | measured |");
+    println!("|---|---|");
+    println!(
+        "| resident memory: idle / {CLIENTS} stalled uploads held 2 s / 11 s later | {:.0} / {:.0} / {:.0} MB |",
+        idle as f64 / 1024.0,
+        held as f64 / 1024.0,
+        after as f64 / 1024.0
+    );
+    println!("| stalled uploads cut off (408 or closed) after the 10 s timeout | {cut} of {CLIENTS} |");
+    println!("| a real delivery while they hang: answer | {status} in {meanwhile_ms:.1} ms |");
+}
+
+/// Round trip assumed for an Azure Storage queue or table request from a replica in the same
+/// region (not measured here: Azurite answers at once, so a delay is added before each request).
+const STORAGE_RTT_MS: u64 = 15;
+
+/// Graph and ingestion from the stand-ins at cloud latency; the Storage queue and ledger from
+/// Azurite over real HTTP, each request delayed by `STORAGE_RTT_MS` ±20 %.
+struct Routed {
+    standins: Arc<StandIns>,
+    net: Arc<callrecords_host::transport::Network>,
+    storage: String,
+}
+
+impl callrecords_host::transport::Transport for Routed {
+    fn start(
+        &self,
+        request: callrecords_host::bindings::types::OutgoingRequest,
+        timeout: Duration,
+        done: callrecords_host::transport::Done,
+    ) {
+        if !request.url.starts_with(&self.storage) {
+            return self.standins.start(request, timeout, done);
+        }
+        let net = self.net.clone();
+        std::thread::spawn(move || {
+            let jitter = (jobs_now() % 41) as f64 / 100.0 - 0.2;
+            std::thread::sleep(Duration::from_micros((STORAGE_RTT_MS as f64 * 1000.0 * (1.0 + jitter)) as u64));
+            callrecords_host::transport::Network::start(&net, request, timeout, done);
+        });
+    }
+}
+
+/// Queue mode on an Azure Storage queue (Azurite, delayed as above) with Graph at cloud latency:
+/// the edge's answer (it puts each notification before it answers), then 1,000 queued calls
+/// drained by one replica and by two (each keeps Graph's per-tenant count for itself).
+fn storage_mode() {
+    use callrecords_host::edge::Edge;
+    use callrecords_host::queue::Queue;
+    use callrecords_host::worker::{Metrics, WorkerOptions, storage_turn};
+    let az = callrecords_test_kit::azurite::Azurite::start().expect("Azurite starts (npm ci in host-test/azurite)");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/graph/callrecords");
+    let base = "http://stand-ins.storage";
+    let mut standins = StandIns::new(base, &dir, None, Faults::default()).expect("stand-ins");
+    standins.set_latency(Latency::CLOUD);
+    const DRAIN: u64 = 1000;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let iso = |secs: i64| callrecords::values::format_timestamp(callrecords::values::Instant { secs, ticks: 0 });
+    let ids: Vec<String> = (0..2 * DRAIN)
+        .map(|n| {
+            let (record, participants) = synth::peer_to_peer(n, &iso(now - 7200 + n as i64));
+            standins.add_call(&record, participants).unwrap();
+            serde_json::from_str::<serde_json::Value>(&record).unwrap()["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let standins = Arc::new(standins);
+    let mut env = callrecords_test_kit::demo::demo_env(base, "logs-ingestion");
+    env.push(("CALLRECORDS_QUEUE_URL".into(), az.queue_url("bench")));
+    env.push(("CALLRECORDS_QUEUE_KEY".into(), callrecords_test_kit::azurite::KEY.into()));
+    env.push(("CALLRECORDS_LEDGER_URL".into(), az.table_url("benchshipped")));
+    let transport = Arc::new(Routed {
+        standins: standins.clone(),
+        net: Arc::new(callrecords_host::transport::Network::new().expect("network")),
+        storage: "http://127.0.0.1:".into(),
+    });
+    let rt = Arc::new(Runtime::embedded().expect("plugin component"));
+    let metrics = Arc::new(Metrics::default());
+    let edge = Arc::new(Edge {
+        rt: rt.clone(),
+        env: env.clone(),
+        queue: Arc::new(Queue::open(std::path::Path::new(":memory:")).unwrap()),
+        transport: transport.clone(),
+        metrics: metrics.clone(),
+        on_line: Arc::new(|_, _| {}),
+    });
+    let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let headers = vec![("Content-Type".to_string(), "application/json".to_string())];
+    let post = |ids: &[&str]| {
+        let body = callrecords_test_kit::demo::delivery_body(ids);
+        let t = Instant::now();
+        let (status, _) = tokio.block_on(edge.clone().handle_parts("POST", "/notify", &headers, body));
+        (status, t.elapsed().as_secs_f64() * 1e3)
+    };
+    // 1. The edge: 2,000 distinct calls in deliveries of 1, 10 and 100.
+    let mut edge_rows = vec![];
+    let mut next = 0usize;
+    for (label, size, n) in
+        [("1 notification", 1usize, 100usize), ("10 notifications", 10, 40), ("100 notifications", 100, 15)]
+    {
+        let (mut ms, mut bad) = (vec![], 0);
+        for _ in 0..n {
+            let batch: Vec<&str> = (0..size).map(|i| ids[next + i].as_str()).collect();
+            next += size;
+            let (status, t) = post(&batch);
+            bad += usize::from(status != 202);
+            ms.push(t);
+        }
+        ms.sort_by(f64::total_cmp);
+        edge_rows.push((label, n, percentile(&ms, 0.5), percentile(&ms, 0.99), bad));
+    }
+    // 2. Drain: one replica until half is shipped, then two together for the rest.
+    let shipped = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let drain = |replicas: usize, until: u64| {
+        let started = Instant::now();
+        let throttled_before = standins.counters().throttled;
+        std::thread::scope(|s| {
+            for _ in 0..replicas {
+                let (rt, env, transport, shipped) = (rt.clone(), env.clone(), transport.clone(), shipped.clone());
+                s.spawn(move || {
+                    let opts = WorkerOptions { storage: true, ..WorkerOptions::default() };
+                    let (m, mut limits) = (Metrics::default(), None);
+                    while shipped.load(std::sync::atomic::Ordering::Relaxed) < until {
+                        let before = m.shipped.load(std::sync::atomic::Ordering::Relaxed);
+                        match storage_turn(&rt, &env, transport.as_ref(), &opts, &m, &mut limits) {
+                            Ok(Some(_)) => {
+                                let n = m.shipped.load(std::sync::atomic::Ordering::Relaxed) - before;
+                                shipped.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                            }
+                            Ok(None) => std::thread::sleep(Duration::from_millis(200)),
+                            Err(e) => panic!("turn: {e}"),
+                        }
+                    }
+                });
+            }
+        });
+        let secs = started.elapsed().as_secs_f64();
+        (secs, standins.counters().throttled - throttled_before)
+    };
+    let queued = next as u64;
+    let (one_secs, one_429) = drain(1, queued / 2);
+    let first = shipped.load(std::sync::atomic::Ordering::Relaxed);
+    let (two_secs, two_429) = drain(2, queued);
+    let second = shipped.load(std::sync::atomic::Ordering::Relaxed) - first;
+
+    println!();
+    println!(
+        "Queue mode on an Azure Storage queue (Azurite + {STORAGE_RTT_MS} ms ±20 % per Storage request, assumed), Graph at cloud round-trip times:"
+    );
+    println!();
+    println!("| figure | measured | goal |");
+    println!("|---|---|---|");
+    for (label, n, p50, p99, bad) in edge_rows {
+        println!(
+            "| webhook answer, {label}: p50 / p99 ({n} POSTs, {bad} not 202) | {p50:.1} / {p99:.1} ms | p99 <= 50 ms, 100 % 2xx |"
+        );
+    }
+    println!(
+        "| drain, one replica: {first} calls in {one_secs:.1} s ({one_429} 429s) | {:.1} calls/s | report |",
+        first as f64 / one_secs
+    );
+    println!(
+        "| drain, two replicas: {second} calls in {two_secs:.1} s ({two_429} 429s) | {:.1} calls/s | report |",
+        second as f64 / two_secs
+    );
 }
 
 /// Queue mode at cloud round-trip times: the edge's answer for deliveries of 1, 10 and 100
