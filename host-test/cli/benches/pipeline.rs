@@ -63,6 +63,7 @@ fn main() {
         Ok("queue") => return queue_mode(),
         Ok("storage") => return storage_mode(),
         Ok("flood") => return stalled_clients(),
+        Ok("fluent-bit") => return real_fluent_bit(),
         _ => {}
     }
     // CALLRECORDS_BENCH_WASM=path.wasm measures another build of the component.
@@ -136,6 +137,58 @@ fn main() {
     queue_mode();
     storage_mode();
     stalled_clients();
+    real_fluent_bit();
+}
+
+/// Records per second through a real Fluent Bit (`FLUENT_BIT`, else ../shared/tools/fluent-bit)
+/// running the shipped `fluent-bit.yaml` (both wasm filters, file outputs), against the same
+/// pipeline without the filters. Wall time from start to the last row written, startup included.
+fn real_fluent_bit() {
+    use callrecords_conformance::real_fluent_bit as fb;
+    const RECORDS: usize = 5000;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let binary = match fb::locate(&[root.join("../shared/tools/fluent-bit/fluent-bit")]) {
+        Ok(Some(binary)) => binary,
+        Ok(None) => return println!("\nReal Fluent Bit: skipped (set FLUENT_BIT)"),
+        Err(why) => panic!("{why}"),
+    };
+    let dir = std::env::temp_dir().join(format!("callrecords-bench-fluent-bit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let module = dir.join("callrecords_fluent_bit.wasm");
+    std::fs::write(&module, callrecords_host::artifacts::FLUENT_BIT_FILTER).unwrap();
+    let input = dir.join("records.ndjson");
+    let mut text = String::new();
+    for n in 0..RECORDS as u64 {
+        let (record, _) = synth::peer_to_peer(n, "2026-11-20T09:14:03.217Z");
+        text += &serde_json::from_str::<serde_json::Value>(&record).unwrap().to_string();
+        text.push('\n');
+    }
+    std::fs::write(&input, &text).unwrap();
+    let shipped = std::fs::read_to_string(root.join("examples/fluent-bit/fluent-bit.yaml")).unwrap();
+    let mut rates = vec![];
+    for filters in [true, false] {
+        let config = fb::adapt_shipped(&shipped, &module, filters).unwrap();
+        let t = Instant::now();
+        let run = fb::run(&binary, &dir, &config, &[("CALLRECORDS_NDJSON", &input)], Duration::from_secs(600), |r| {
+            ["callrecord.call", "callrecord.seed"].iter().all(|t| r.records(t).len() >= RECORDS)
+        })
+        .unwrap();
+        assert!(run.finished && !run.trapped(), "Fluent Bit did not pass every record:\n{}", run.log);
+        rates.push(2.0 * RECORDS as f64 / t.elapsed().as_secs_f64());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    println!();
+    println!(
+        "Real Fluent Bit ({}), the shipped fluent-bit.yaml, {RECORDS} peer-to-peer callRecords ({:.1} MB) read twice (call and seed tags):",
+        std::fs::canonicalize(&binary).unwrap_or(binary).display(),
+        text.len() as f64 / 1e6
+    );
+    println!();
+    println!("| figure | measured |");
+    println!("|---|---|");
+    println!("| records/s, both tags, with the wasm filters (rows out) | {:.0} |", rates[0]);
+    println!("| records/s, both tags, without them (records passed through) | {:.0} |", rates[1]);
+    println!("| with / without | {:.2} |", rates[0] / rates[1]);
 }
 
 /// Resident memory of process `pid` (kB), from /proc.

@@ -128,6 +128,29 @@ pub fn file_outputs() -> &'static str {
     "  outputs:\n    - name: file\n      match: \"*\"\n      path: ${CALLRECORDS_TEST_OUT}\n      format: plain\n"
 }
 
+/// A shipped config (`examples/fluent-bit/fluent-bit.yaml`) for a test or a benchmark: its
+/// settings, inputs and filters as shipped, every `wasm_path` set to `module`, and
+/// [`file_outputs`] in place of its outputs. With `filters: false` the filters are left out too
+/// (the same pipeline without the module).
+pub fn adapt_shipped(shipped: &str, module: &Path, filters: bool) -> Result<String, String> {
+    let (pipeline, _outputs) = shipped.split_once("\n  outputs:\n").ok_or("the config has no outputs section")?;
+    let mut lines: Vec<String> = vec![];
+    let mut in_filters = false;
+    for line in pipeline.lines() {
+        if line.starts_with("  ") && !line.starts_with("   ") {
+            in_filters = line == "  filters:";
+        }
+        if in_filters && !filters {
+            continue;
+        }
+        lines.push(match line.split_once("wasm_path:") {
+            Some((indent, _)) => format!("{indent}wasm_path: {}", module.display()),
+            None => line.to_string(),
+        });
+    }
+    Ok(format!("{}\n{}", lines.join("\n"), file_outputs()))
+}
+
 /// A config that tails `${CALLRECORDS_NDJSON}` twice and runs `module`'s two row functions on
 /// them with `stack_kib` KiB of stack (no `wasm_stack_size` line when `None`).
 fn probe_config(module: &Path, stack_kib: Option<u32>) -> String {

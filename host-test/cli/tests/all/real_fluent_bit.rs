@@ -68,27 +68,15 @@ fn expected_call_row(record: &Value) -> Value {
     })
 }
 
+/// `examples/fluent-bit/fluent-bit.yaml` as shipped.
+fn shipped_config() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/fluent-bit/fluent-bit.yaml"))
+        .unwrap()
+}
+
 /// `row` restricted to the keys of `want`.
 fn pick(row: &Value, want: &Value) -> Value {
     Value::Object(want.as_object().unwrap().keys().map(|k| (k.clone(), row[k].clone())).collect())
-}
-
-/// The shipped `examples/fluent-bit/fluent-bit.yaml` with its inputs, filters and settings as
-/// shipped, the module at `module`, and `file` outputs in place of Logs Ingestion.
-fn shipped_filter_config(module: &Path) -> String {
-    let shipped = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/fluent-bit/fluent-bit.yaml"),
-    )
-    .unwrap();
-    let (pipeline, _outputs) = shipped.split_once("\n  outputs:\n").expect("the shipped config has outputs");
-    let lines: Vec<String> = pipeline
-        .lines()
-        .map(|l| match l.split_once("wasm_path:") {
-            Some((indent, _)) => format!("{indent}wasm_path: {}", module.display()),
-            None => l.to_string(),
-        })
-        .collect();
-    format!("{}\n{}", lines.join("\n"), real_fluent_bit::file_outputs())
 }
 
 #[test]
@@ -124,7 +112,7 @@ fn the_shipped_filter_config_runs_every_sample_in_real_fluent_bit() {
     let run = real_fluent_bit::run(
         &binary,
         &dir,
-        &shipped_filter_config(&module),
+        &real_fluent_bit::adapt_shipped(&shipped_config(), &module, true).unwrap(),
         &[("CALLRECORDS_NDJSON", &input)],
         Duration::from_secs(120),
         |r: &Run| tags.iter().all(|t| r.records(t).len() >= calls.len()),
@@ -156,10 +144,7 @@ fn check_measures_the_stack_a_module_needs_in_real_fluent_bit() {
     let kib: u32 = line["NOTE stack: wasm_stack_size ".len()..].split('K').next().unwrap().parse().unwrap();
     // WAMR's default (8K) is what overflowed; the shipped configs' 64K must be enough.
     assert!(kib > real_fluent_bit::DEFAULT_STACK_KIB && kib <= 64, "{line}");
-    let shipped = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/fluent-bit/fluent-bit.yaml"),
-    )
-    .unwrap();
+    let shipped = shipped_config();
     let wasm_filters = shipped.matches("- name: wasm").count();
     assert_eq!(shipped.matches("wasm_stack_size: 64K").count(), wasm_filters, "every wasm filter sets its stack");
 }
