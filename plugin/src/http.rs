@@ -93,15 +93,36 @@ pub(crate) fn bearer(token: &str) -> Result<String> {
 /// A base URL without its trailing slash: `http(s)://host[:port][/path]`, no query or fragment.
 pub fn base_url<'a>(name: &str, url: &'a str) -> Result<&'a str> {
     let trimmed = url.trim_end_matches('/');
-    let rest = trimmed
-        .strip_prefix("https://")
-        .or_else(|| trimmed.strip_prefix("http://"))
-        .ok_or_else(|| Error::arg(format!("{name} must start with https:// (or http:// for a local stand-in)")))?;
+    let (rest, plain) = match (trimmed.strip_prefix("https://"), trimmed.strip_prefix("http://")) {
+        (Some(rest), _) => (rest, false),
+        (_, Some(rest)) => (rest, true),
+        _ => {
+            return Err(Error::arg(format!("{name} must start with https:// (or http:// for a stand-in on loopback)")));
+        }
+    };
     let host = rest.split('/').next().unwrap_or_default();
     if host.is_empty() || rest.contains(['?', '#', '@']) || rest.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(Error::arg(format!("{name} must be a plain base URL such as https://host[:port]")));
     }
+    // Bearer tokens and signatures go to these URLs: in clear only to this machine.
+    if plain && !is_loopback(host) {
+        return Err(Error::arg(format!(
+            "{name} must start with https:// (plain http:// is allowed only for 127.0.0.0/8, localhost or [::1])"
+        )));
+    }
     Ok(trimmed)
+}
+
+/// Whether `authority` (`host[:port]`) names this machine: 127.0.0.0/8, `localhost`, `[::1]`.
+fn is_loopback(authority: &str) -> bool {
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => return v6.split(']').next() == Some("::1"),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    host.parse::<core::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The first value of header `name` (case-insensitive).

@@ -45,9 +45,12 @@ const GROUP_P2: &str = include_str!("../../examples/graph/callrecords/group-call
 const PSTN: &str = include_str!("../../examples/graph/callrecords/pstn.json");
 const GUEST: &str = include_str!("../../examples/graph/callrecords/guest-anonymous.json");
 const ODD: &str = include_str!("../../examples/graph/callrecords/service-endpoint-oddities.json");
+/// Shaped as Microsoft's v1.0 "Get callRecord" examples document it and as `odata.metadata=none`
+/// exports return it: no `@odata.type` anywhere, empty-string addresses (examples/graph/README.md).
+const NO_TYPES: &str = include_str!("../../examples/graph/callrecords/metadata-none.json");
 /// The small records (the 700 KB group call and the 88 KB guest meeting are left out of the
 /// per-case property tests; the example tests cover them).
-const SMALL_RECORDS: &[&str] = &[P2P, PSTN, ODD];
+const SMALL_RECORDS: &[&str] = &[P2P, PSTN, ODD, NO_TYPES];
 
 // Constants from examples/graph/README.md.
 const CONTOSO: &str = "2a5cb1a8-64a3-4fbe-9b1f-7c3c2f1b0e11";
@@ -711,6 +714,35 @@ fn token_request_refuses_bad_credentials_without_echoing_the_secret() {
     }
 }
 
+/// A bearer token or a shared-key signature must never cross a network in clear: plain http is
+/// for a stand-in on this machine only.
+#[test]
+fn plain_http_base_urls_are_for_loopback_only() {
+    for (url, ok) in [
+        ("https://login.microsoftonline.com", true),
+        ("http://127.0.0.1:8081", true),
+        ("http://127.9.0.1", true),
+        ("http://localhost:8081/login", true),
+        ("http://LOCALHOST", true),
+        ("http://[::1]:8081", true),
+        ("http://login.microsoftonline.com", false),
+        ("http://login.test", false),
+        ("http://10.0.0.4:8081", false),
+        ("http://128.0.0.1", false),
+        ("http://localhost.evil.example", false),
+        ("http://127.0.0.1.evil.example", false),
+        ("http://[::2]", false),
+    ] {
+        let c = Credentials { login_base_url: url.into(), ..credentials() };
+        let got = entra::token_request(&c, Scope::Graph);
+        assert_eq!(got.is_ok(), ok, "{url}: {got:?}");
+        if let Err(Error::InvalidArgument(m)) = got {
+            assert!(m.contains("https://"), "the error says what to use: {m}");
+        }
+        assert_eq!(graph::call_record_request(url, P2P_ID, "tok").is_ok(), ok, "graph {url}");
+    }
+}
+
 #[test]
 fn call_record_and_participants_urls() {
     let r = graph::call_record_request(GRAPH, P2P_ID, "eyJ0eXAi.tok-en_").unwrap();
@@ -1313,6 +1345,79 @@ fn pstn_and_guest_identities() {
     assert!(parts.iter().any(|p| p["DisplayName"] == "Anonymous"));
     let legs = rows(&tables, "TeamsCallLeg_CL");
     assert!(legs.iter().any(|l| l["FailureStage"] == "callSetup"));
+}
+
+/// Values read off `metadata-none.json` by hand.
+#[test]
+fn a_record_without_odata_types_still_names_identity_kinds() {
+    let tables = expand::expand(NO_TYPES).unwrap();
+    let legs = rows(&tables, "TeamsCallLeg_CL");
+    assert_eq!(legs.len(), 1);
+    let leg = &legs[0];
+    // Caller: associatedIdentity {id, displayName, tenantId, userPrincipalName} and no @odata.type;
+    // participants_v2 names the same id under `user`.
+    assert_eq!(leg["CallerIdentityType"], "user");
+    assert_eq!(leg["CallerId"], "5d2f8a61-3c7e-4b9a-a1d0-6e4f2b8c9d17");
+    assert_eq!(leg["CallerDisplayName"], "Dana Whitfield");
+    assert_eq!(leg["CallerUserPrincipalName"], "dana.whitfield@contoso.com");
+    assert_eq!(leg["CallerTenantId"], CONTOSO);
+    assert_eq!(leg["CallerEndpointType"], "participant", "an endpoint with an associatedIdentity");
+    // Callee: a phone number; participants_v2 names it under `phone`; its tenantId is "".
+    assert_eq!(leg["CalleeIdentityType"], "phone");
+    assert_eq!(leg["CalleeId"], "+14255550147");
+    assert_eq!(leg["CalleeTenantId"], Value::Null);
+}
+
+#[test]
+fn an_identity_without_a_type_or_participant_entry_is_a_user_only_with_a_upn() {
+    let mut v: Value = serde_json::from_str(NO_TYPES).unwrap();
+    v["participants_v2"] = json!([]);
+    let leg = &rows(&expand::expand(&v.to_string()).unwrap(), "TeamsCallLeg_CL")[0];
+    assert_eq!(leg["CallerIdentityType"], "user", "a user principal name is a user's");
+    assert_eq!(leg["CalleeIdentityType"], Value::Null, "nothing says what +14255550147 is");
+    // A typed associatedIdentity keeps its own kind whatever participants_v2 says.
+    let mut v: Value = serde_json::from_str(NO_TYPES).unwrap();
+    v["sessions"][0]["caller"]["associatedIdentity"]["@odata.type"] =
+        json!("#microsoft.graph.communicationsGuestIdentity");
+    let leg = &rows(&expand::expand(&v.to_string()).unwrap(), "TeamsCallLeg_CL")[0];
+    assert_eq!(leg["CallerIdentityType"], "guest");
+}
+
+#[test]
+fn empty_string_addresses_keep_the_port_and_connection_type() {
+    let tables = expand::expand(NO_TYPES).unwrap();
+    let leg = &rows(&tables, "TeamsCallLeg_CL")[0];
+    // callerNetwork: every address "", port 50012, wired.
+    assert_eq!(leg["CallerIpAddress"], Value::Null);
+    assert_eq!(leg["CallerReflexiveIpAddress"], Value::Null);
+    assert_eq!(leg["CallerSubnet"], Value::Null);
+    assert_eq!(leg["CallerPort"], 50012);
+    assert_eq!(leg["CallerConnectionType"], "wired");
+    // calleeNetwork: 203.0.113.45:3478, connectionType unknown.
+    assert_eq!(leg["CalleeIpAddress"], "203.0.113.45");
+    assert_eq!(leg["CalleePort"], 3478);
+    assert_eq!(leg["CalleeConnectionType"], "unknown");
+    let streams = rows(&tables, "TeamsCallStream_CL");
+    assert_eq!(streams.len(), 2);
+    assert!(streams.iter().all(|s| s["CallerConnectionType"] == "wired" && s["CallerIpAddress"].is_null()));
+}
+
+#[test]
+fn list_items_of_the_wrong_shape_are_not_a_call_record() {
+    // Arrays where Graph sends objects: serde would read an array as a struct field by field.
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    for (what, record) in [
+        ("sessions of arrays", r#"{"id":"x","sessions":[[],[1,2]]}"#.to_string()),
+        ("a deep array as a session", format!(r#"{{"id":"x","sessions":[{deep}]}}"#)),
+        ("segments of arrays", r#"{"id":"x","sessions":[{"id":"s","segments":[["a"]]}]}"#.to_string()),
+        (
+            "streams of strings",
+            r#"{"id":"x","sessions":[{"id":"s","segments":[{"media":[{"streams":["s"]}]}]}]}"#.to_string(),
+        ),
+        ("participants_v2 of arrays", r#"{"id":"x","participants_v2":[["p"]]}"#.to_string()),
+    ] {
+        assert!(matches!(expand::expand(&record), Err(Error::InvalidJson(_))), "{what}");
+    }
 }
 
 #[test]

@@ -325,7 +325,7 @@ fn storage_mode() {
     use callrecords_host::worker::{Metrics, WorkerOptions, storage_turn};
     let az = callrecords_test_kit::azurite::Azurite::start().expect("Azurite starts (npm ci in host-test/azurite)");
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/graph/callrecords");
-    let base = "http://stand-ins.storage";
+    let base = "https://stand-ins.storage";
     let mut standins = StandIns::new(base, &dir, None, Faults::default()).expect("stand-ins");
     standins.set_latency(Latency::CLOUD);
     const DRAIN: u64 = 1000;
@@ -448,7 +448,7 @@ fn queue_mode() {
     use callrecords_host::queue::Queue;
     use callrecords_host::worker::{Metrics, WorkerOptions, Workers};
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/graph/callrecords");
-    let base = "http://stand-ins.queue";
+    let base = "https://stand-ins.queue";
     let mut standins = StandIns::new(base, &dir, None, Faults::default()).expect("stand-ins");
     standins.set_latency(Latency::CLOUD);
     let big: serde_json::Value = serde_json::from_str(&synth::group_call(200)).unwrap();
@@ -598,7 +598,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// The figures at cloud round-trip times.
 fn cloud() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/graph/callrecords");
-    let base = "http://stand-ins.bench";
+    let base = "https://stand-ins.bench";
     let mut standins = StandIns::new(base, &dir, None, Faults::default()).expect("stand-ins");
     standins.set_latency(Latency::CLOUD);
     standins.add_call(&synth::group_call(200), vec![]).expect("the 200-session call");
@@ -702,7 +702,7 @@ fn cloud() {
 fn cloud_backfill() -> (u32, f64, u32, u32, usize) {
     const CALLS: u64 = 1000;
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/graph/callrecords");
-    let base = "http://stand-ins.backfill";
+    let base = "https://stand-ins.backfill";
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     let iso = |secs: i64| callrecords::values::format_timestamp(callrecords::values::Instant { secs, ticks: 0 });
     let (since, until) = (now - 3 * 3600, now - 3600);
@@ -734,7 +734,7 @@ fn cloud_backfill() -> (u32, f64, u32, u32, usize) {
 /// participants -> expand -> gzip -> Logs Ingestion -> 202, all inside the component.
 fn service_latency() -> (f64, f64, f64, usize) {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/graph/callrecords");
-    let base = "http://stand-ins.bench";
+    let base = "https://stand-ins.bench";
     let standins = Arc::new(StandIns::new(base, &dir, None, Faults::default()).expect("stand-ins"));
     let host = ServiceHost::embedded(
         callrecords_test_kit::demo::demo_env(base, "logs-ingestion"),

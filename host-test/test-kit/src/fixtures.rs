@@ -25,6 +25,7 @@ fixture! {
     PSTN = "callrecords/pstn.json";
     GUEST_ANONYMOUS = "callrecords/guest-anonymous.json";
     ODDITIES = "callrecords/service-endpoint-oddities.json";
+    METADATA_NONE = "callrecords/metadata-none.json";
 }
 /// Every callRecord fixture that is a whole record.
-pub const RECORDS: &[&str] = &[PEER_TO_PEER, GROUP_CALL, PSTN, GUEST_ANONYMOUS, ODDITIES];
+pub const RECORDS: &[&str] = &[PEER_TO_PEER, GROUP_CALL, PSTN, GUEST_ANONYMOUS, ODDITIES, METADATA_NONE];

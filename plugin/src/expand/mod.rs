@@ -105,6 +105,7 @@ pub fn expand(call_record: &str) -> Result<Vec<TableRows>> {
             legs.push(leg);
         }
     }
+    name_untyped_identities(&mut legs, &participants);
     for leg in &legs {
         note_tenant(&leg.caller_tenant_id);
         note_tenant(&leg.callee_tenant_id);
@@ -144,6 +145,29 @@ pub fn expand(call_record: &str) -> Result<Vec<TableRows>> {
         table_rows(&schema::STREAM, &streams)?,
         table_rows(&schema::PARTICIPANT, &participants)?,
     ])
+}
+
+/// An `associatedIdentity` without `@odata.type` (as Microsoft's documented examples and
+/// `odata.metadata=none` exports send it) says who but not what: its kind is the one
+/// `participants_v2` gives the same id, else `user` when it carries a user principal name (a
+/// user's sign-in name), else unknown.
+fn name_untyped_identities<'a>(legs: &mut [LegRow<'a>], participants: &[ParticipantRow<'a>]) {
+    let kind_of = |id: &Option<Cow<'a, str>>, upn: &Option<Cow<'a, str>>| -> Option<Cow<'a, str>> {
+        let id = id.as_deref()?;
+        participants
+            .iter()
+            .find(|p| p.user_id.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(id)))
+            .and_then(|p| p.identity_type.clone())
+            .or_else(|| upn.as_ref().map(|_| Cow::Borrowed("user")))
+    };
+    for leg in legs {
+        if leg.caller_identity_type.is_none() {
+            leg.caller_identity_type = kind_of(&leg.caller_id, &leg.caller_upn);
+        }
+        if leg.callee_identity_type.is_none() {
+            leg.callee_identity_type = kind_of(&leg.callee_id, &leg.callee_upn);
+        }
+    }
 }
 
 /// The one `TeamsCall_CL` row of [`expand`], for hosts that emit one record per callRecord

@@ -10,7 +10,7 @@ use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::values::{Flag, List, Num, Obj, Text, normalize_timestamp, parse_duration_ms};
+use crate::values::{Flag, List, Num, Obj, Objects, Text, normalize_timestamp, parse_duration_ms};
 
 #[derive(Deserialize, Default)]
 #[serde(default, rename_all = "camelCase")]
@@ -35,11 +35,11 @@ pub(super) struct Record<'a> {
     #[serde(borrow)]
     pub(super) organizer: Obj<IdentitySet<'a>>,
     #[serde(rename = "participants_v2", borrow)]
-    pub(super) participants_v2: List<Participant<'a>>,
+    pub(super) participants_v2: Objects<Participant<'a>>,
     #[serde(borrow)]
-    pub(super) participants: List<IdentitySet<'a>>,
+    pub(super) participants: Objects<IdentitySet<'a>>,
     #[serde(borrow)]
-    pub(super) sessions: List<Session<'a>>,
+    pub(super) sessions: Objects<Session<'a>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -159,7 +159,7 @@ pub(super) struct Session<'a> {
     #[serde(borrow)]
     pub(super) failure_info: Obj<FailureInfo<'a>>,
     #[serde(borrow)]
-    pub(super) segments: List<Segment<'a>>,
+    pub(super) segments: Objects<Segment<'a>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -178,7 +178,7 @@ pub(super) struct Segment<'a> {
     #[serde(borrow)]
     pub(super) failure_info: Obj<FailureInfo<'a>>,
     #[serde(borrow)]
-    pub(super) media: List<Media<'a>>,
+    pub(super) media: Objects<Media<'a>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -191,7 +191,7 @@ pub(super) struct Media<'a> {
     #[serde(borrow)]
     pub(super) callee_network: Obj<Network<'a>>,
     #[serde(borrow)]
-    pub(super) streams: List<Stream<'a>>,
+    pub(super) streams: Objects<Stream<'a>>,
 }
 
 #[derive(Deserialize, Default)]

@@ -172,10 +172,20 @@ pub(super) fn participant_row<'a>(
     }
 }
 
-/// The first network of a side that has an address: media entries often repeat it.
+/// The first network of a side that has an address (media entries often repeat it), else the
+/// first that says anything at all: real exports send `""` for every address and still give the
+/// port and connection type.
 fn first_network<'m, 'a>(
     media: &'m [Media<'a>],
     side: impl Fn(&'m Media<'a>) -> Option<&'m Network<'a>>,
 ) -> Option<&'m Network<'a>> {
-    media.iter().filter_map(side).find(|n| n.ip_address.get().is_some() || n.reflexive_ip_address.get().is_some())
+    let has_address = |n: &&Network| n.ip_address.get().is_some() || n.reflexive_ip_address.get().is_some();
+    let says_anything = |n: &&Network| {
+        has_address(n)
+            || n.relay_ip_address.get().is_some()
+            || n.subnet.get().is_some()
+            || n.port.int().is_some()
+            || n.connection_type.get().is_some()
+    };
+    media.iter().filter_map(&side).find(has_address).or_else(|| media.iter().filter_map(&side).find(says_anything))
 }

@@ -21,14 +21,14 @@ const CLUSTERS: [(&str, &str); 3] = [("login", "login.test"), ("graph", "graph.t
 /// The plugin configuration: the demo settings with login, Graph and the DCE on their own origins.
 fn plugin_config(extra: &[(&str, &str)]) -> String {
     let mut settings: BTreeMap<String, String> =
-        callrecords_test_kit::demo::demo_env("http://graph.test", "logs-ingestion").into_iter().collect();
-    settings.insert("CALLRECORDS_LOGIN_URL".into(), "http://login.test/login".into());
-    settings.insert("CALLRECORDS_DCE_URL".into(), "http://ingestion.test/ingest".into());
+        callrecords_test_kit::demo::demo_env("https://graph.test", "logs-ingestion").into_iter().collect();
+    settings.insert("CALLRECORDS_LOGIN_URL".into(), "https://login.test/login".into());
+    settings.insert("CALLRECORDS_DCE_URL".into(), "https://ingestion.test/ingest".into());
     settings.insert("CALLRECORDS_RETRY_BASE_MS".into(), "10".into());
     for (k, v) in extra {
         settings.insert(k.to_string(), v.to_string());
     }
-    let clusters: BTreeMap<String, &str> = CLUSTERS.iter().map(|(c, h)| (format!("http://{h}"), *c)).collect();
+    let clusters: BTreeMap<String, &str> = CLUSTERS.iter().map(|(c, h)| (format!("https://{h}"), *c)).collect();
     json!({"settings": settings, "clusters": clusters}).to_string()
 }
 
@@ -44,7 +44,7 @@ fn rig_with(faults: Faults, config: &str) -> Rig {
 }
 
 fn rig_at(faults: Faults, config: &str, latency: Latency) -> Rig {
-    let mut standins = StandIns::new("http://graph.test", &callrecords_dir(), None, faults).expect("stand-ins");
+    let mut standins = StandIns::new("https://graph.test", &callrecords_dir(), None, faults).expect("stand-ins");
     standins.set_latency(latency);
     let standins = Arc::new(standins);
     let misrouted = Arc::new(Mutex::new(vec![]));
@@ -172,7 +172,7 @@ fn envoy_malformed_plugin_configuration_answers_500_naming_the_problem() {
     let cases: [(String, &str); 4] = [
         ("{not json".into(), "not JSON"),
         ("{\"settings\": {}, \"clusters\": {}}".into(), "CALLRECORDS_TENANT_ID"),
-        (plugin_config(&[("CALLRECORDS_DCE_URL", "http://elsewhere.test/ingest")]), "http://elsewhere.test"),
+        (plugin_config(&[("CALLRECORDS_DCE_URL", "https://elsewhere.test/ingest")]), "https://elsewhere.test"),
         (String::new(), "empty"),
     ];
     for (config, needle) in cases {

@@ -114,7 +114,7 @@ fn backfill_ships_every_call_then_resumes_from_its_checkpoint() {
     let cp = dir.join("cp.json");
     let (since, until) = ("2026-11-20T00:00:00Z", "2026-11-28T00:00:00Z");
     let expected = sample_calls_between(since, until);
-    assert_eq!(expected.len(), 5, "the five sample calls start in the window");
+    assert_eq!(expected.len(), 6, "the six sample calls start in the window");
     let cp_arg = cp.to_str().unwrap();
     let backfill = |since: &str, until: &str| {
         run(&["backfill", "--since", since, "--until", until, "--window-hours", "24", "--checkpoint", cp_arg], &env)
@@ -123,12 +123,12 @@ fn backfill_ships_every_call_then_resumes_from_its_checkpoint() {
     let out = backfill(since, until);
     assert_ok(&out);
     let line = summary_line(&out);
-    assert!(line.starts_with(&format!("backfill {since} .. {until}: 8 windows, 5 calls, ")), "{line}");
+    assert!(line.starts_with(&format!("backfill {since} .. {until}: 8 windows, 6 calls, ")), "{line}");
     assert!(line.ends_with(", 0 calls failed"), "{line}");
     assert_eq!(call_ids(&s), expected);
-    assert_eq!(s.accepted()["TeamsCall_CL"].len(), 5, "one call row per call");
+    assert_eq!(s.accepted()["TeamsCall_CL"].len(), 6, "one call row per call");
     let landed = std::fs::read_to_string(dir.join("ws/TeamsCall_CL.ndjson")).unwrap();
-    assert_eq!(landed.lines().count(), 5);
+    assert_eq!(landed.lines().count(), 6);
     let c = checkpoint(&cp);
     assert_eq!(c["since"], since);
     assert_eq!(c["until"], until);
@@ -152,8 +152,8 @@ fn backfill_ships_every_call_then_resumes_from_its_checkpoint() {
     let out = backfill(since, later);
     assert_ok(&out);
     let line = summary_line(&out);
-    assert!(line.starts_with(&format!("backfill {since} .. {later}: 9 windows, 5 calls, ")), "{line}");
-    assert_eq!(s.accepted()["TeamsCall_CL"].len(), 10, "every call shipped again");
+    assert!(line.starts_with(&format!("backfill {since} .. {later}: 9 windows, 6 calls, ")), "{line}");
+    assert_eq!(s.accepted()["TeamsCall_CL"].len(), 12, "every call shipped again");
     let c = checkpoint(&cp);
     assert_eq!((c["since"].as_str(), c["until"].as_str()), (Some(since), Some(later)));
     assert_eq!(c["completed_until"], later);

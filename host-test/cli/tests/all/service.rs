@@ -14,7 +14,7 @@ use callrecords_test_kit::standin::{Faults, Latency, StandIns};
 use serde_json::{Value, json};
 
 /// Intercepted requests carry this origin; nothing listens there.
-const BASE: &str = "http://stand-ins.test";
+const BASE: &str = "https://stand-ins.test";
 pub const P2P: &str = "4f1a7c2e-8b3d-4e6a-9c1f-2d5e8a7b6c01";
 pub const GROUP: &str = "8d2b6e4a-1c7f-4a3e-b5d9-6e0f1a2b3c02";
 
