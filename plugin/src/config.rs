@@ -36,7 +36,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
     (CLIENT_ID, "Application (client) id (required)"),
     (CLIENT_SECRET, "Client secret (required; secret)"),
     (CLIENT_STATE, "clientState of the subscription, checked on every notification (required; secret)"),
-    (ALLOWED_TENANTS, "Comma-separated tenant ids whose notifications are accepted; `*` for any (default: TENANT_ID)"),
+    (
+        ALLOWED_TENANTS,
+        "Comma-separated tenant GUIDs whose notifications are accepted; `*` for any (default: TENANT_ID, which must then be a GUID, not a domain name)",
+    ),
     (SINK, "`logs-ingestion` (default), `data-collector` (SharedKey, retired API) or `forward`"),
     (DCE_URL, "Logs Ingestion: data collection endpoint, https://<dce>.ingest.monitor.azure.com"),
     (DCR_ID, "Logs Ingestion: the DCR's immutable id, dcr-<32 hex>"),
@@ -211,11 +214,22 @@ impl Config {
         if client_state.chars().count() > 128 {
             return Err(Error::arg(format!("{CLIENT_STATE} is longer than Graph's 128 characters")));
         }
-        let allowed_tenants = match get(ALLOWED_TENANTS) {
+        // Notifications name their tenant by GUID: a domain here would refuse every one of them.
+        let allowed_tenants: Vec<String> = match get(ALLOWED_TENANTS) {
             Some("*") => vec![],
             Some(list) => list.split(',').map(|t| t.trim().to_ascii_lowercase()).filter(|t| !t.is_empty()).collect(),
+            None if !crate::values::is_guid(&tenant_id) => {
+                return Err(Error::arg(format!(
+                    "{TENANT_ID} is a domain name, but Graph's notifications name their tenant by its GUID: set {ALLOWED_TENANTS} to the directory (tenant) id, a GUID"
+                )));
+            }
             None => vec![tenant_id.to_ascii_lowercase()],
         };
+        if let Some(bad) = allowed_tenants.iter().find(|t| !crate::values::is_guid(t)) {
+            return Err(Error::arg(format!(
+                "{ALLOWED_TENANTS} lists {bad:?}, which is not a tenant GUID; Graph's notifications name their tenant by GUID (or use *)"
+            )));
+        }
         let sink = match get(SINK).unwrap_or("logs-ingestion") {
             "logs-ingestion" => SinkConfig::LogsIngestion {
                 endpoint: url(DCE_URL, required(DCE_URL)?)?,

@@ -345,6 +345,16 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
     }
 }
 
+/// Whether `s` is a GUID in its 8-4-4-4-12 hex form (as Graph writes tenant, user and call ids).
+pub fn is_guid(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
 /// A list that may also be `null` or of another type (then empty); elements that are not of the
 /// element type are an error (a list of sessions that holds a number is not a callRecord).
 #[derive(Debug, Clone, PartialEq)]

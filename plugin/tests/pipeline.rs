@@ -60,6 +60,31 @@ fn missing_or_bad_settings_name_the_variable() {
     assert!(!err.contains(SECRET));
 }
 
+/// Graph's notifications carry the tenant's GUID, never its domain name: a domain in the allowed
+/// list would refuse every notification while Graph still gets its 202, so data would be lost in
+/// silence. The token endpoint does take a domain, so TENANT_ID may be one when the allowed list
+/// says which GUIDs to accept.
+#[test]
+fn a_tenant_named_by_domain_cannot_be_the_allowed_list() {
+    let err = Config::from_env(&env(&[("CALLRECORDS_TENANT_ID", "contoso.onmicrosoft.com")])).unwrap_err().to_string();
+    assert!(err.contains("CALLRECORDS_ALLOWED_TENANTS") && err.contains("GUID"), "{err}");
+    let err =
+        Config::from_env(&env(&[("CALLRECORDS_ALLOWED_TENANTS", "2a5cb1a8-64a3-4fbe-9b1f-7c3c2f1b0e11,fabrikam.com")]))
+            .unwrap_err()
+            .to_string();
+    assert!(err.contains("CALLRECORDS_ALLOWED_TENANTS") && err.contains("fabrikam.com"), "{err}");
+    let c = Config::from_env(&env(&[
+        ("CALLRECORDS_TENANT_ID", "contoso.onmicrosoft.com"),
+        ("CALLRECORDS_ALLOWED_TENANTS", "2A5CB1A8-64A3-4FBE-9B1F-7C3C2F1B0E11"),
+    ]))
+    .unwrap();
+    assert_eq!(c.webhook.allowed_tenants, ["2a5cb1a8-64a3-4fbe-9b1f-7c3c2f1b0e11"]);
+    assert!(
+        Config::from_env(&env(&[("CALLRECORDS_TENANT_ID", "contoso.com"), ("CALLRECORDS_ALLOWED_TENANTS", "*")]))
+            .is_ok()
+    );
+}
+
 #[test]
 fn backfill_refuses_windows_graph_no_longer_has() {
     let c = Config::from_env(&env(&[])).unwrap();

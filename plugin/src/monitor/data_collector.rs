@@ -105,7 +105,7 @@ pub fn shared_key_authorization(
     date: &str,
     content_length: u64,
 ) -> Result<String> {
-    if !is_guid(workspace_id) {
+    if !crate::values::is_guid(workspace_id) {
         return Err(Error::arg("workspace-id must be the Log Analytics workspace id (a GUID)"));
     }
     let parsed = httpdate::parse_http_date(date)
@@ -125,15 +125,6 @@ pub fn shared_key_authorization(
     mac.update(to_sign.as_bytes());
     let signature = BASE64.encode(mac.finalize().into_bytes());
     Ok(format!("SharedKey {workspace_id}:{signature}"))
-}
-
-fn is_guid(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 36
-        && b.iter().enumerate().all(|(i, c)| match i {
-            8 | 13 | 18 | 23 => *c == b'-',
-            _ => c.is_ascii_hexdigit(),
-        })
 }
 
 /// The column the HTTP Data Collector API makes of a field: the field name with a type suffix
