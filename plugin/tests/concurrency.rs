@@ -1450,3 +1450,27 @@ fn consecutive_drain_turns_keep_to_the_tenant_limit_together() {
     let busiest = busiest_window(&times);
     assert!(busiest <= PER_TENANT, "{busiest} Graph requests for the tenant within 20 s over both turns");
 }
+
+/// A Graph whose `@odata.nextLink` chain does not end (a bug or a hostile answer) costs one call,
+/// not the turn: past the page cap the call is a dead letter and the others ship. (A drain turn
+/// has no deadline; Graph's 40 requests per 20 s per call record make 1,000 pages take minutes.)
+#[test]
+fn a_next_link_chain_that_never_ends_is_a_dead_letter_at_the_page_cap() {
+    let mut specs: Vec<CallSpec> = (0..3).map(|i| CallSpec::new(i, 1, 1)).collect();
+    specs.push(CallSpec::new(3, 5_000, 1));
+    let endless = specs[3].id.clone();
+    let mut host = Host::new(World::webhook(&specs), 3, Order::DueFirst, (1, 5));
+    let calls = specs.iter().map(|c| queued(c, NOW - 60_000, 0, &[])).collect();
+    let report = host.drive(&mut start(config(&[]), Job::Drain(calls)));
+
+    let pages = host.sent.iter().filter(|s| matches!(&s.kind, Kind::SessionPage(id, _) if *id == endless)).count();
+    assert_eq!(pages, 1_000, "the chain is followed to the cap and no further");
+    match &report.outcomes[3] {
+        Outcome::Dead { call_id, reason, .. } => {
+            assert_eq!(call_id, &endless);
+            assert!(reason.contains("1000 pages"), "{reason}");
+        }
+        other => panic!("an endless chain is a dead letter: {other:?}"),
+    }
+    assert_landed(&host, &report, &specs[..3], &[&endless]);
+}

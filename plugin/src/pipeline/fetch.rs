@@ -38,6 +38,11 @@ impl CallStep {
     }
 }
 
+/// Pages of one chain (sessions after the record, or participants_v2) followed for one call:
+/// 60,000 sessions and 130,000 participants at Graph's page sizes, far past any real meeting. A
+/// chain that goes on (a bug or a hostile answer) fails its call instead of running forever.
+pub(super) const MAX_PAGES_PER_CHAIN: usize = 1_000;
+
 /// The pages of a call read so far.
 #[derive(Default)]
 pub(super) struct Fetch {
@@ -110,7 +115,13 @@ impl Run {
                 ("participants_v2 page", next)
             }
         };
+        let read = if what == "participants_v2 page" { f.participants.len() } else { f.sessions.len() };
         match chain_next {
+            Ok(Some(_)) if read >= MAX_PAGES_PER_CHAIN => self.call_failed(
+                &id,
+                format!("{what}: Graph's @odata.nextLink chain goes past {MAX_PAGES_PER_CHAIN} pages"),
+                Failure::Unusable,
+            ),
             Ok(Some(next)) => self.queue.push_front(Pending::new(Step::Call(next))),
             Ok(None) => {
                 let f = self.fetches.get_mut(&id).expect("checked above");
