@@ -1,6 +1,8 @@
 //! With the `misbehaving-twin` feature (the tests' dev-dependency turns it on), builds a
 //! deliberately broken plugin component (`--features misbehave`: a wrong SharedKey signature)
-//! so the conformance tests can prove `check` catches faults. Nothing shipped embeds it.
+//! so the conformance tests can prove `check` catches faults, and the same flaw in the service
+//! component (which also spins forever on `/__spin`, for the sandbox tests). Nothing shipped
+//! embeds them.
 
 use std::path::PathBuf;
 
@@ -19,4 +21,8 @@ fn main() {
     let broken = build(&root, &target_dir, CORE, COMPONENT, &["--features", "misbehave"], "debug");
     copy(&broken, &out_dir.join("misbehaving.wasm"));
     println!("cargo:rustc-env=CALLRECORDS_MISBEHAVING_WASM={}", out_dir.join("misbehaving.wasm").display());
+    let spinning = build(&root, &target_dir, CORE, COMPONENT, &["--features", "service,misbehave"], "debug");
+    copy(&spinning, &out_dir.join("misbehaving-service.wasm"));
+    let service = out_dir.join("misbehaving-service.wasm");
+    println!("cargo:rustc-env=CALLRECORDS_MISBEHAVING_SERVICE_WASM={}", service.display());
 }

@@ -176,20 +176,7 @@ impl Runtime {
         let pre = linker.instantiate_pre(&component).map_err(|e| CallError::Load(format!("{e:#}")))?;
         let pre =
             PluginPre::new(pre).map_err(|e| CallError::Load(format!("it does not export the plugin world: {e:#}")))?;
-        let stop_ticker = Arc::new(AtomicBool::new(false));
-        let (weak, stop) = (engine.weak(), stop_ticker.clone());
-        std::thread::Builder::new()
-            .name("epoch-ticker".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(TICK);
-                    match weak.upgrade() {
-                        Some(engine) => engine.increment_epoch(),
-                        None => break,
-                    }
-                }
-            })
-            .map_err(|e| CallError::Load(format!("cannot start the deadline clock: {e}")))?;
+        let stop_ticker = start_ticker(&engine).map_err(CallError::Load)?;
         Ok(Runtime { engine, pre, limits, stop_ticker, tokens: std::sync::Mutex::new(None) })
     }
 
@@ -239,6 +226,26 @@ impl Runtime {
 
 /// Compile through a cache of precompiled code next to the executable, keyed by the component and
 /// the engine's settings. Any cache problem falls back to compiling.
+/// Advance `engine`'s epoch every [`TICK`] from a thread of its own, until the engine is dropped
+/// or the returned flag is set: the clock that epoch deadlines count in.
+pub(crate) fn start_ticker(engine: &Engine) -> Result<Arc<AtomicBool>, String> {
+    let stop_ticker = Arc::new(AtomicBool::new(false));
+    let (weak, stop) = (engine.weak(), stop_ticker.clone());
+    std::thread::Builder::new()
+        .name("epoch-ticker".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(TICK);
+                match weak.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => break,
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start the deadline clock: {e}"))?;
+    Ok(stop_ticker)
+}
+
 pub(crate) fn load_cached(engine: &Engine, bytes: &[u8], name: &str) -> Option<Component> {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     bytes.hash(&mut h);

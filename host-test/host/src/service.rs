@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Engine, ResourceLimiter, Store};
+use wasmtime::{Engine, ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -23,7 +23,8 @@ use crate::transport::{Answer, HttpClient, Request, Responder, header_pairs};
 
 /// Memory cap of one request's instance.
 const MEMORY_BYTES: usize = 256 << 20;
-/// A request's instance is stopped after this long, whatever its own deadline says.
+/// A request's instance is stopped after this long, whatever its own deadline says (by default;
+/// see [`ServiceHost::with_timeout`]).
 const HARD_TIMEOUT: Duration = Duration::from_secs(60);
 /// Largest guest log kept per request.
 const LOG_BYTES: usize = 64 << 10;
@@ -181,12 +182,24 @@ pub struct ServiceHost {
     env: Vec<(String, String)>,
     outbound: Outbound,
     keyvalue: KeyValue,
+    timeout: Duration,
+    stop_ticker: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for ServiceHost {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl ServiceHost {
     /// Load `wasm` (a `service` world component) with these settings (`CALLRECORDS_*`).
     pub fn new(wasm: &[u8], env: Vec<(String, String)>, outbound: Outbound) -> Result<Self, String> {
-        let engine = Engine::new(&wasmtime::Config::new()).map_err(|e| format!("{e:#}"))?;
+        // Epochs stop a guest that never returns (a loop never reaches an await, so a timeout
+        // around it alone would leave it spinning on its thread).
+        let mut config = wasmtime::Config::new();
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config).map_err(|e| format!("{e:#}"))?;
         let component = match crate::runtime::load_cached(&engine, wasm, "service") {
             Some(c) => c,
             None => Component::new(&engine, wasm).map_err(|e| format!("cannot load the component: {e:#}"))?,
@@ -198,7 +211,23 @@ impl ServiceHost {
             .map_err(|e| format!("{e:#}"))?;
         let pre = linker.instantiate_pre(&component).map_err(|e| format!("cannot link the component: {e:#}"))?;
         let pre = ProxyPre::new(pre).map_err(|e| format!("it does not export wasi:http/incoming-handler: {e:#}"))?;
-        Ok(ServiceHost { engine, pre, env, outbound, keyvalue: KeyValue::default() })
+        let stop_ticker = crate::runtime::start_ticker(&engine)?;
+        Ok(ServiceHost {
+            engine,
+            pre,
+            env,
+            outbound,
+            keyvalue: KeyValue::default(),
+            timeout: HARD_TIMEOUT,
+            stop_ticker,
+        })
+    }
+
+    /// Stop each request's instance after `timeout` instead of 60 s: it traps, its task ends and
+    /// the request gets a 503.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     /// The `wasi:keyvalue` store every request's instance shares (where the component keeps its
@@ -231,6 +260,13 @@ impl ServiceHost {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
+        // Every tick the guest yields to the executor (so it shares its thread); past the timeout
+        // it traps, and its task ends.
+        let limit = self.timeout;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            Ok(if started.elapsed() >= limit { UpdateDeadline::Interrupt } else { UpdateDeadline::Yield(1) })
+        });
         let failed = |status: u16, why: String, started: Instant| Served {
             status,
             headers: vec![("Content-Type".into(), "text/plain".into())],
@@ -253,7 +289,7 @@ impl ServiceHost {
             let proxy = pre.instantiate_async(&mut store).await?;
             proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await
         });
-        let answer = tokio::time::timeout(HARD_TIMEOUT, async {
+        let answer = tokio::time::timeout(self.timeout, async {
             match receiver.await {
                 Ok(Ok(resp)) => {
                     let (parts, body) = resp.into_parts();
@@ -273,8 +309,9 @@ impl ServiceHost {
         let mut log = String::from_utf8_lossy(&stderr.contents()).trim_end().to_string();
         if matches!(answer, Ok(Ok(_))) {
             let abort = task.abort_handle();
+            let limit = self.timeout;
             tokio::spawn(async move {
-                if tokio::time::timeout(HARD_TIMEOUT, task).await.is_err() {
+                if tokio::time::timeout(limit, task).await.is_err() {
                     abort.abort();
                 }
             });
@@ -291,8 +328,18 @@ impl ServiceHost {
                 log,
                 elapsed: started.elapsed(),
             },
+            // Stopped at the timeout by its epoch deadline: out of time, not broken (Graph redelivers).
+            Ok(Err(_)) | Err(_) if started.elapsed() >= self.timeout => failed(
+                503,
+                format!("the component ran longer than {:.1} s and was stopped", self.timeout.as_secs_f64()),
+                started,
+            ),
             Ok(Err(why)) => failed(500, if log.is_empty() { why } else { format!("{why}: {log}") }, started),
-            Err(_) => failed(503, format!("the component ran longer than {} s", HARD_TIMEOUT.as_secs()), started),
+            Err(_) => failed(
+                503,
+                format!("the component ran longer than {:.1} s and was stopped", self.timeout.as_secs_f64()),
+                started,
+            ),
         }
     }
 

@@ -23,3 +23,8 @@ pub mod synth;
 /// proving that `check` fails. Only with the `misbehaving-twin` feature (the tests turn it on).
 #[cfg(feature = "misbehaving-twin")]
 pub const MISBEHAVING_PLUGIN: &[u8] = include_bytes!(env!("CALLRECORDS_MISBEHAVING_WASM"));
+
+/// The service component with the same flaw, which also never returns from a request for
+/// `/__spin` (a guest stuck in a loop), for the sandbox tests.
+#[cfg(feature = "misbehaving-twin")]
+pub const MISBEHAVING_SERVICE: &[u8] = include_bytes!(env!("CALLRECORDS_MISBEHAVING_SERVICE_WASM"));

@@ -29,6 +29,13 @@ impl super::bindings::exports::wasi::http::incoming_handler::Guest for Component
         let env: Vec<(String, String)> = std::env::vars().collect();
         let (method, path) = (method_name(&request.method()), request.path_with_query().unwrap_or_default());
         let shown_path = path.split('?').next().unwrap_or_default().to_string();
+        // The test twin's guest that never returns (the host must stop it).
+        #[cfg(feature = "misbehave")]
+        if shown_path == "/__spin" {
+            loop {
+                std::hint::spin_loop();
+            }
+        }
         let (response, line) = match Config::from_env(&env) {
             Err(e) => (Response::text(500, format!("the service is not configured: {e}")), format!("config: {e}")),
             Ok(config) => {
