@@ -220,7 +220,7 @@ impl Config {
             Some(list) => list.split(',').map(|t| t.trim().to_ascii_lowercase()).filter(|t| !t.is_empty()).collect(),
             None if !crate::values::is_guid(&tenant_id) => {
                 return Err(Error::arg(format!(
-                    "{TENANT_ID} is a domain name, but Graph's notifications name their tenant by its GUID: set {ALLOWED_TENANTS} to the directory (tenant) id, a GUID"
+                    "{TENANT_ID} is not a tenant GUID (a domain name?), but Graph's notifications name their tenant by its GUID: set {ALLOWED_TENANTS} to the directory (tenant) id, a GUID"
                 )));
             }
             None => vec![tenant_id.to_ascii_lowercase()],

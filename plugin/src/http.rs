@@ -90,7 +90,8 @@ pub(crate) fn bearer(token: &str) -> Result<String> {
     Ok(format!("Bearer {token}"))
 }
 
-/// A base URL without its trailing slash: `http(s)://host[:port][/path]`, no query or fragment.
+/// A base URL without its trailing slash: `https://host[:port][/path]` (or `http://` to a loopback
+/// host), no query or fragment.
 pub fn base_url<'a>(name: &str, url: &'a str) -> Result<&'a str> {
     let trimmed = url.trim_end_matches('/');
     let (rest, plain) = match (trimmed.strip_prefix("https://"), trimmed.strip_prefix("http://")) {

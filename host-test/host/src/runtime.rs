@@ -224,8 +224,6 @@ impl Runtime {
     }
 }
 
-/// Compile through a cache of precompiled code next to the executable, keyed by the component and
-/// the engine's settings. Any cache problem falls back to compiling.
 /// Advance `engine`'s epoch every [`TICK`] from a thread of its own, until the engine is dropped
 /// or the returned flag is set: the clock that epoch deadlines count in.
 pub(crate) fn start_ticker(engine: &Engine) -> Result<Arc<AtomicBool>, String> {
@@ -246,6 +244,8 @@ pub(crate) fn start_ticker(engine: &Engine) -> Result<Arc<AtomicBool>, String> {
     Ok(stop_ticker)
 }
 
+/// Compile through a cache of precompiled code next to the executable, keyed by the component and
+/// the engine's settings. Any cache problem falls back to compiling.
 pub(crate) fn load_cached(engine: &Engine, bytes: &[u8], name: &str) -> Option<Component> {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     bytes.hash(&mut h);

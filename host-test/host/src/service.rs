@@ -328,14 +328,12 @@ impl ServiceHost {
                 log,
                 elapsed: started.elapsed(),
             },
-            // Stopped at the timeout by its epoch deadline: out of time, not broken (Graph redelivers).
-            Ok(Err(_)) | Err(_) if started.elapsed() >= self.timeout => failed(
-                503,
-                format!("the component ran longer than {:.1} s and was stopped", self.timeout.as_secs_f64()),
-                started,
-            ),
-            Ok(Err(why)) => failed(500, if log.is_empty() { why } else { format!("{why}: {log}") }, started),
-            Err(_) => failed(
+            // A trap before the limit is a broken component; at the limit (its epoch deadline) it
+            // ran out of time, and Graph should redeliver.
+            Ok(Err(why)) if started.elapsed() < self.timeout => {
+                failed(500, if log.is_empty() { why } else { format!("{why}: {log}") }, started)
+            }
+            Ok(Err(_)) | Err(_) => failed(
                 503,
                 format!("the component ran longer than {:.1} s and was stopped", self.timeout.as_secs_f64()),
                 started,
