@@ -127,6 +127,8 @@ fn backfill_ships_every_call_then_resumes_from_its_checkpoint() {
     assert!(line.ends_with(", 0 calls failed"), "{line}");
     assert_eq!(call_ids(&s), expected);
     assert_eq!(s.accepted()["TeamsCall_CL"].len(), 6, "one call row per call");
+    // A DCR would drop a column the schema does not declare, silently: the core sends none.
+    assert_eq!(s.dropped_columns(), Vec::<String>::new());
     let landed = std::fs::read_to_string(dir.join("ws/TeamsCall_CL.ndjson")).unwrap();
     assert_eq!(landed.lines().count(), 6);
     let c = checkpoint(&cp);

@@ -3,6 +3,9 @@
 //! say so and pass). The emulation in `fluentbit.rs` does not model WAMR's operand stack: the
 //! shipped config once dropped every record there with "wasm operand stack overflow".
 //!
+//! The forward mode runs the service component with the shipped forward config's Fluent Bit
+//! between it and a Logs Ingestion stand-in over TLS, as `azure_logs_ingestion` needs.
+//!
 //! Expected rows are read off the input callRecords here (ids, versions, session, segment and
 //! stream counts), never asked of the module under test.
 
@@ -15,6 +18,7 @@ use callrecords_test_kit::{fixtures, synth};
 use serde_json::{Value, json};
 
 use crate::cli::{OutputText, callrecords};
+use crate::service::{GROUP, P2P, TOKIO, callrecords_dir, expected_rows};
 use crate::temp_dir;
 
 /// The real Fluent Bit, or `None` after a printed notice.
@@ -148,4 +152,100 @@ fn check_measures_the_stack_a_module_needs_in_real_fluent_bit() {
     let shipped = shipped_config();
     let wasm_filters = shipped.matches("- name: wasm").count();
     assert_eq!(shipped.matches("wasm_stack_size: 64K").count(), wasm_filters, "every wasm filter sets its stack");
+}
+
+/// `examples/fluent-bit/fluent-bit-forward.yaml` for a test: the `http` input on `port`, and each
+/// `azure_logs_ingestion` output told where the token endpoint is (`auth_url`, plain HTTP on
+/// loopback) and not to verify the test DCE's self-signed certificate. Everything else as shipped.
+fn adapt_forward(shipped: &str, port: u16, auth_url: &str) -> String {
+    assert_eq!(shipped.matches("      port: 9880\n").count(), 1, "the shipped forward config listens on 9880");
+    let mut out = shipped.replace("      port: 9880\n", &format!("      port: {port}\n"));
+    out = out.replace(
+        "    - name: azure_logs_ingestion\n",
+        &format!("    - name: azure_logs_ingestion\n      auth_url: {auth_url}\n      tls.verify: off\n"),
+    );
+    out
+}
+
+#[test]
+fn the_shipped_forward_config_ships_every_row_through_real_fluent_bit_to_a_tls_dce() {
+    use callrecords_host::service::{Outbound, ServiceHost};
+    use callrecords_host::transport::HttpClient;
+    use callrecords_test_kit::demo::{self, CONTOSO, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_DCR};
+    use callrecords_test_kit::standin::{Faults, StandIns, start_http, start_https};
+
+    let test = "the_shipped_forward_config_ships_every_row_through_real_fluent_bit_to_a_tls_dce";
+    let Some(binary) = fluent_bit(test) else { return };
+    let dir = temp_dir("real-fluent-bit-forward");
+    let (http, standins) =
+        start_http("127.0.0.1:0", |base| StandIns::new(base, &callrecords_dir(), None, Faults::default())).unwrap();
+    let dce = start_https("127.0.0.1:0", standins.clone()).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let shipped = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/fluent-bit/fluent-bit-forward.yaml"),
+    )
+    .unwrap();
+    let config = adapt_forward(&shipped, port, &format!("http://{http}/login/{CONTOSO}/oauth2/v2.0/token"));
+
+    let calls = [P2P, GROUP];
+    let mut want: std::collections::BTreeMap<String, usize> = Default::default();
+    for call in calls {
+        for (table, n) in expected_rows(call) {
+            *want.entry(table).or_default() += n;
+        }
+    }
+    let landed = || -> std::collections::BTreeMap<String, usize> {
+        standins.accepted().into_iter().map(|(table, rows)| (table, rows.len())).collect()
+    };
+
+    // The webhook service, forwarding to Fluent Bit once its http input listens.
+    let mut env = demo::demo_env(&format!("http://{http}"), "forward");
+    env.retain(|(k, _)| k != "CALLRECORDS_FORWARD_URL");
+    env.push(("CALLRECORDS_FORWARD_URL".into(), format!("http://127.0.0.1:{port}")));
+    let service = std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(30), "Fluent Bit's http input never listened");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let host = ServiceHost::embedded(env, Outbound::Network(HttpClient::new())).unwrap();
+        let headers = vec![("Content-Type".to_string(), "application/json".to_string())];
+        calls
+            .iter()
+            .map(|call| {
+                let body = demo::delivery_body(&[call]);
+                TOKIO.block_on(host.handle_parts("POST", "/notify", &headers, body))
+            })
+            .collect::<Vec<_>>()
+    });
+
+    let envs: Vec<(&str, String)> = vec![
+        ("AZURE_TENANT_ID", CONTOSO.into()),
+        ("AZURE_CLIENT_ID", DEMO_CLIENT_ID.into()),
+        ("AZURE_CLIENT_SECRET", DEMO_CLIENT_SECRET.into()),
+        ("DCE_URL", format!("https://{dce}")),
+        ("DCR_ID", DEMO_DCR.into()),
+    ];
+    let envs: Vec<(&str, &Path)> = envs.iter().map(|(k, v)| (*k, Path::new(v.as_str()))).collect();
+    let run =
+        real_fluent_bit::run(&binary, &dir, &config, &envs, Duration::from_secs(90), |_| landed() == want).unwrap();
+    for served in service.join().unwrap() {
+        assert_eq!(served.status, 202, "{}", served.log);
+    }
+    assert!(
+        run.finished,
+        "rows landed {:?}, want {want:?}; refused: {:?}\n{}",
+        landed(),
+        standins.last_refusal(),
+        run.log
+    );
+    assert!(!run.log.contains("[error]"), "Fluent Bit logged an error:\n{}", run.log);
+    assert_eq!(standins.counters().refused, 0, "{:?}", standins.last_refusal());
+    let ids: std::collections::BTreeSet<String> =
+        standins.accepted()["TeamsCall_CL"].iter().map(|r| r["CallId"].as_str().unwrap().to_string()).collect();
+    assert_eq!(ids, calls.iter().map(|c| c.to_string()).collect());
+    // Fluent Bit adds its time key to every record; the DCR drops it, as it drops any column
+    // its stream does not declare. Nothing else is dropped.
+    let dropped = standins.dropped_columns();
+    assert!(!dropped.is_empty() && dropped.iter().all(|c| c.ends_with(".@timestamp")), "{dropped:?}");
 }

@@ -1,5 +1,5 @@
 //! The stand-ins over real HTTP/1.1 on a local address, for the CLI and for hosts that make real
-//! requests (stock `wasmtime serve`, Fluent Bit).
+//! requests (stock `wasmtime serve`, Fluent Bit), and over HTTPS for clients that speak only TLS.
 
 use super::*;
 
@@ -11,9 +11,40 @@ pub fn start_http(
 ) -> Result<(SocketAddr, Arc<StandIns>), String> {
     let listener = std::net::TcpListener::bind(addr).map_err(|e| format!("bind {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
     let standins = Arc::new(build(&format!("http://{local}"))?);
-    let s = standins.clone();
+    serve(listener, standins.clone(), None)?;
+    Ok((local, standins))
+}
+
+/// Serve `standins` over HTTPS too, on `addr` (port 0 = any free port), with a self-signed
+/// certificate for `127.0.0.1` and `localhost` made now: the endpoint for clients that speak
+/// only TLS to Azure Monitor (Fluent Bit's `azure_logs_ingestion` always does), which must be
+/// told not to verify it. Its Logs Ingestion path is a real DCE's, `/dataCollectionRules/…`.
+pub fn start_https(addr: &str, standins: Arc<StandIns>) -> Result<SocketAddr, String> {
+    use tokio_rustls::rustls;
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .map_err(|e| format!("test certificate: {e}"))?;
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(signing_key.serialize_der().into());
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], key)
+        .map_err(|e| format!("test certificate: {e}"))?;
+    let listener = std::net::TcpListener::bind(addr).map_err(|e| format!("bind {addr}: {e}"))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    serve(listener, standins, Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))))?;
+    Ok(local)
+}
+
+/// Answer every connection on `listener` from a background thread, over TLS when `tls` is given.
+fn serve(
+    listener: std::net::TcpListener,
+    s: Arc<StandIns>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> Result<(), String> {
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
     std::thread::Builder::new()
         .name("stand-ins".into())
         .spawn(move || {
@@ -24,16 +55,29 @@ pub fn start_http(
                 while let Ok((stream, _)) = listener.accept().await {
                     s.connection_accepted();
                     let s = s.clone();
+                    let tls = tls.clone();
                     tokio::spawn(async move {
                         let service = hyper::service::service_fn(move |req| answer_http(s.clone(), req));
-                        let io = wasmtime_wasi_http::io::TokioIo::new(stream);
-                        let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+                        let http = hyper::server::conn::http1::Builder::new();
+                        match tls {
+                            None => {
+                                let _ =
+                                    http.serve_connection(wasmtime_wasi_http::io::TokioIo::new(stream), service).await;
+                            }
+                            // A failed handshake (a client that refused the certificate) ends the connection.
+                            Some(tls) => {
+                                if let Ok(stream) = tls.accept(stream).await {
+                                    let io = wasmtime_wasi_http::io::TokioIo::new(stream);
+                                    let _ = http.serve_connection(io, service).await;
+                                }
+                            }
+                        }
                     });
                 }
             });
         })
         .map_err(|e| e.to_string())?;
-    Ok((local, standins))
+    Ok(())
 }
 
 async fn answer_http(

@@ -1,8 +1,12 @@
-//! The ingestion stand-ins: Logs Ingestion (bearer token, DCR id, stream, every column against the
-//! schema, the 1 MB limit), the Data Collector API (SharedKey signature recomputed here) and the
+//! The ingestion stand-ins: Logs Ingestion (bearer token, DCR id, stream, undeclared columns dropped
+//! as a DCR drops them, the 1 MB limit), the Data Collector API (SharedKey signature recomputed here) and the
 //! forward-mode shipper input.
 
 use super::*;
+
+/// The Logs Ingestion API versions the service takes: the GA one the core sends, and the preview
+/// one Fluent Bit's `azure_logs_ingestion` still sends (5.1.1).
+const LOGS_INGESTION_API_VERSIONS: [&str; 2] = ["2023-01-01", "2021-11-01-preview"];
 
 impl StandIns {
     pub(super) fn ingestion_fault(&self, st: &mut State) -> Option<Answer> {
@@ -37,7 +41,9 @@ impl StandIns {
         let ["dataCollectionRules", dcr, "streams", stream] = parts.as_slice() else {
             return self.refuse(st, 404, "NotFound", "expected /dataCollectionRules/{dcr}/streams/{stream}");
         };
-        if !path.ends_with("?api-version=2023-01-01") {
+        let query = path.split_once('?').map(|(_, q)| q).unwrap_or_default();
+        let version = form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "api-version").map(|(_, v)| v);
+        if !version.is_some_and(|v| LOGS_INGESTION_API_VERSIONS.contains(&v.as_ref())) {
             return self.refuse(st, 400, "InvalidApiVersion", "api-version=2023-01-01 expected");
         }
         if *dcr != DEMO_DCR {
@@ -118,7 +124,7 @@ impl StandIns {
 
     /// Check the rows against the table's columns (as a DCR stream declaration would) and keep them.
     pub(super) fn accept(&self, st: &mut State, table: &str, body: &[u8], typed: bool) -> Answer {
-        let rows: Vec<Value> = match serde_json::from_slice(body) {
+        let mut rows: Vec<Value> = match serde_json::from_slice(body) {
             Ok(Value::Array(rows)) => rows,
             _ => return self.refuse(st, 400, "InvalidContent", "body must be a JSON array of rows"),
         };
@@ -127,13 +133,20 @@ impl StandIns {
             let Some(t) = known else {
                 return self.refuse(st, 404, "InvalidStream", &format!("no stream declared for {table}"));
             };
-            for row in &rows {
-                let Some(obj) = row.as_object() else {
+            // A DCR keeps the columns its stream declares and drops the others without an error
+            // (Fluent Bit adds `@timestamp` to every record); the dropped names are kept so tests
+            // can tell the core never sends a column its own schema does not declare.
+            for row in &mut rows {
+                let Some(obj) = row.as_object_mut() else {
                     return self.refuse(st, 400, "InvalidContent", "a row is not an object");
                 };
-                if let Some(c) = obj.keys().find(|k| !t.columns.iter().any(|c| c.name == k.as_str())) {
-                    return self.refuse(st, 400, "InvalidContent", &format!("column {c} is not declared for {table}"));
-                }
+                obj.retain(|k, _| {
+                    let declared = t.columns.iter().any(|c| c.name == k.as_str());
+                    if !declared {
+                        st.dropped_columns.insert(format!("{table}.{k}"));
+                    }
+                    declared
+                });
             }
         }
         if let Some(dir) = &self.workspace {

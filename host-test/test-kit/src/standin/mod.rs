@@ -16,7 +16,7 @@
 //! | `ingestion.rs` | Logs Ingestion, the Data Collector API, the forward input |
 //! | `faults.rs` | the seeded fault plan |
 //! | `latency.rs` | cloud round-trip times and Graph's per-tenant throttle |
-//! | `http.rs` | all of them over HTTP on a local address |
+//! | `http.rs` | all of them over HTTP on a local address, and over HTTPS |
 
 mod faults;
 mod graph;
@@ -27,7 +27,7 @@ mod login;
 
 pub use faults::Faults;
 use faults::{chance, unit};
-pub use http::start_http;
+pub use http::{start_http, start_https};
 use latency::Window;
 pub use latency::{Latency, THROTTLE_WINDOW};
 
@@ -68,7 +68,7 @@ pub struct Counters {
     pub ingestion_accepted: u32,
     /// Faults injected.
     pub faults: u32,
-    /// Requests refused because they were wrong (bad token, bad signature, unknown column...).
+    /// Requests refused because they were wrong (bad token, bad signature, unknown stream...).
     pub refused: u32,
     /// Graph requests answered 429 because the app went over Graph's per-tenant throttle
     /// ([`Latency::graph_per_tenant_20s`]; injected faults are not counted here).
@@ -97,6 +97,7 @@ struct State {
     accepted: BTreeMap<String, Vec<Value>>,
     subscriptions: BTreeMap<String, Value>,
     last_refusal: Option<String>,
+    dropped_columns: std::collections::BTreeSet<String>,
     throttle: HashMap<String, Window>,
     concurrent: u32,
 }
@@ -149,6 +150,7 @@ impl StandIns {
                 accepted: BTreeMap::new(),
                 subscriptions: BTreeMap::new(),
                 last_refusal: None,
+                dropped_columns: Default::default(),
                 throttle: HashMap::new(),
                 concurrent: 0,
             }),
@@ -232,6 +234,12 @@ impl StandIns {
         self.state.lock().ok().and_then(|s| s.last_refusal.clone())
     }
 
+    /// `Table.column` names that Logs Ingestion rows carried but the table does not declare, which
+    /// the DCR dropped (the core's own rows must never have any).
+    pub fn dropped_columns(&self) -> Vec<String> {
+        self.state.lock().map(|s| s.dropped_columns.iter().cloned().collect()).unwrap_or_default()
+    }
+
     /// Subscriptions created through the Graph stand-in.
     pub fn subscriptions(&self) -> Vec<Value> {
         self.state.lock().map(|s| s.subscriptions.values().cloned().collect()).unwrap_or_default()
@@ -298,7 +306,11 @@ impl StandIns {
             let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
             return self.graph(&mut st, &route, &path, req);
         }
-        if let Some(rest) = route.strip_prefix("/ingest/") {
+        // `/ingest` is the prefix of the plain-HTTP stand-in's DCE; a real DCE (and the HTTPS
+        // stand-in, `start_https`) serves `/dataCollectionRules/…` at its root.
+        if let Some(rest) =
+            route.strip_prefix("/ingest/").or(route.strip_prefix("/").filter(|r| r.starts_with("dataCollectionRules/")))
+        {
             st.counters.ingestion += 1;
             return self.logs_ingestion(&mut st, rest, &path, req);
         }
