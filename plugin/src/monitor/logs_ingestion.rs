@@ -12,6 +12,25 @@ pub const LOGS_INGESTION_API_VERSION: &str = "2023-01-01";
 pub const LOGS_INGESTION_MAX_BYTES: usize = 1_000_000;
 /// Largest Logs Ingestion field value (64 KB).
 pub const LOGS_INGESTION_MAX_FIELD_BYTES: usize = 64 * 1024;
+/// Oldest `TimeGenerated` Logs Ingestion keeps, before the time a row arrives (2 days): an older
+/// one is replaced by the time received, so a call shipped later than that (a backfill) gets the
+/// shipping time as its `TimeGenerated`. The rows keep the call's own times (`StartDateTime`).
+pub const TIME_GENERATED_MAX_AGE_SECS: i64 = 2 * 86_400;
+
+/// What an operator shipping calls that started at or after `since` (ISO 8601) at `now_secs`
+/// (Unix seconds) through Logs Ingestion must know about `TimeGenerated`, if anything.
+pub fn time_generated_note(since: &str, now_secs: i64) -> Option<String> {
+    let since = crate::values::parse_timestamp(since)?;
+    (now_secs - since.secs > TIME_GENERATED_MAX_AGE_SECS).then(|| {
+        format!(
+            "note: Logs Ingestion stores a TimeGenerated older than {} days as the time the row arrives, so calls \
+             from before then get today's TimeGenerated; the TeamsCalls parser times each leg by its start \
+             (LegStart), and on the tables themselves filter by StartDateTime",
+            TIME_GENERATED_MAX_AGE_SECS / 86_400
+        )
+    })
+}
+
 /// Where Logs Ingestion rows go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogsIngestionTarget {
@@ -73,4 +92,21 @@ pub fn logs_ingestion_request(
         headers,
         body,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Azure keeps a TimeGenerated up to 2 days (172,800 s) before arrival: a window that starts
+    /// exactly then needs no note, one a second earlier does.
+    #[test]
+    fn the_note_starts_past_two_days() {
+        let since = "2026-11-20T00:00:00Z";
+        let since_secs = 1_795_132_800; // 2026-11-20T00:00:00Z, counted by hand from 2026-01-01 (1_767_225_600) + 323 days
+        assert_eq!(time_generated_note(since, since_secs + 172_800), None);
+        let note = time_generated_note(since, since_secs + 172_801).unwrap();
+        assert!(note.contains("older than 2 days"), "{note}");
+        assert_eq!(time_generated_note("not a time", since_secs + 999_999), None);
+    }
 }

@@ -24,7 +24,7 @@ pub use data_collector::{
 pub use forward::forward_request;
 pub use logs_ingestion::{
     LOGS_INGESTION_API_VERSION, LOGS_INGESTION_MAX_BYTES, LOGS_INGESTION_MAX_FIELD_BYTES, LogsIngestionTarget,
-    logs_ingestion_request,
+    TIME_GENERATED_MAX_AGE_SECS, logs_ingestion_request, time_generated_note,
 };
 
 /// The two ingestion APIs.

@@ -122,6 +122,9 @@ fn backfill_ships_every_call_then_resumes_from_its_checkpoint() {
 
     let out = backfill(since, until);
     assert_ok(&out);
+    // The window is more than 2 days old: Logs Ingestion will time these rows by their arrival.
+    let note = out.stderr_text();
+    assert!(note.contains("TimeGenerated older than 2 days") && note.contains("LegStart"), "{note}");
     let line = summary_line(&out);
     assert!(line.starts_with(&format!("backfill {since} .. {until}: 8 windows, 6 calls, ")), "{line}");
     assert!(line.ends_with(", 0 calls failed"), "{line}");

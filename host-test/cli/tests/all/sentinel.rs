@@ -368,3 +368,53 @@ fn sample_data_holds_the_planted_failed_setup_burst_and_ti_hit() {
     assert_eq!(ti_calls, documented_calls("caller-ip-in-threat-intelligence.yaml"));
     assert_eq!(ti_calls.len(), 1);
 }
+
+// ---- Azure's storage rules the parsers must live with -----------------------------------------------
+
+/// A GUID as the Data Collector API recognises one (8-4-4-4-12 hex digits), checked here by hand.
+fn guid_shaped(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12]) && parts.iter().all(|p| p.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+#[test]
+fn the_legacy_parser_reads_the_g_column_of_every_guid_shaped_seed_field() {
+    // The Data Collector API files a GUID-shaped string under `<field>_g`, not `_s`: every seed
+    // field whose sample values are GUIDs must be read from there too.
+    let parser = std::fs::read_to_string(Path::new(SENTINEL).join("parsers/TeamsCallsLegacy.kql")).unwrap();
+    let mut guid_fields = BTreeSet::new();
+    for row in ndjson("TEAMSGraphCallRecords_CL.ndjson") {
+        for (field, value) in row.as_object().unwrap() {
+            if value.as_str().is_some_and(guid_shaped) {
+                guid_fields.insert(field.clone());
+            }
+        }
+    }
+    assert!(guid_fields.contains("id") && guid_fields.contains("organizer_user_tenantId"), "{guid_fields:?}");
+    for field in &guid_fields {
+        assert!(parser.contains(&format!("column_ifexists(\"{field}_g\"")), "TeamsCallsLegacy ignores {field}_g");
+    }
+}
+
+#[test]
+fn hunting_queries_time_rows_by_the_call_not_by_their_arrival() {
+    // Logs Ingestion replaces a TimeGenerated more than 2 days old with the arrival time, so a
+    // backfilled call's stored TimeGenerated is the day it was shipped. The parser gives each leg
+    // its own start as TimeGenerated, and no hunting query filters a typed table's stored one.
+    let parser = std::fs::read_to_string(Path::new(SENTINEL).join("parsers/TeamsCalls.kql")).unwrap();
+    let code: Vec<&str> = parser.lines().filter(|l| !l.trim_start().starts_with("//")).collect();
+    let retimed = code.iter().position(|l| l.contains("TimeGenerated = coalesce(LegStart, TimeGenerated)"));
+    let projected = code.iter().position(|l| l.starts_with("| project TimeGenerated,"));
+    assert!(
+        matches!((retimed, projected), (Some(r), Some(p)) if r < p),
+        "TeamsCalls projects the stored TimeGenerated"
+    );
+    for entry in std::fs::read_dir(Path::new(SENTINEL).join("hunting")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let query = text.split_once("\nquery: |\n").map(|(_, q)| q).unwrap_or_default();
+        for table in schema::TABLES.iter().filter(|t| t.name != schema::SEED.name) {
+            assert!(!query.contains(table.name), "{} reads {} directly", path.display(), table.name);
+        }
+    }
+}
