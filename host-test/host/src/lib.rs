@@ -12,6 +12,7 @@
 pub mod artifacts;
 #[allow(missing_docs)]
 pub mod bindings;
+pub mod cache;
 pub mod calls;
 pub mod edge;
 pub mod jobs;

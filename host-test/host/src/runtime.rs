@@ -1,8 +1,7 @@
 //! Loads a `plugin` component once per process and calls its exports in fresh, sandboxed stores:
 //! a memory cap and a wall-clock deadline per call, traps turned into errors, the host unharmed.
 
-use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -139,7 +138,8 @@ impl Instance {
 }
 
 impl Runtime {
-    /// The component built with this harness, precompiled once and cached next to the executable.
+    /// The component built with this harness, precompiled once and kept in the user's code cache
+    /// ([`crate::cache`]).
     pub fn embedded() -> Result<Self, CallError> {
         Self::new(crate::artifacts::PLUGIN, Limits::default(), true)
     }
@@ -166,7 +166,7 @@ impl Runtime {
             .linear_memory_keep_resident(KEEP_RESIDENT);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(|e| CallError::Load(format!("{e:#}")))?;
-        let component = if cache { load_cached(&engine, bytes, "plugin") } else { None };
+        let component = if cache { crate::cache::load(&engine, bytes, "plugin") } else { None };
         let component = match component {
             Some(c) => c,
             None => Component::new(&engine, bytes).map_err(|e| CallError::Load(format!("{e:#}")))?,
@@ -242,39 +242,4 @@ pub(crate) fn start_ticker(engine: &Engine) -> Result<Arc<AtomicBool>, String> {
         })
         .map_err(|e| format!("cannot start the deadline clock: {e}"))?;
     Ok(stop_ticker)
-}
-
-/// Compile through a cache of precompiled code next to the executable, keyed by the component and
-/// the engine's settings. Any cache problem falls back to compiling.
-pub(crate) fn load_cached(engine: &Engine, bytes: &[u8], name: &str) -> Option<Component> {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    bytes.hash(&mut h);
-    engine.precompile_compatibility_hash().hash(&mut h);
-    let path = cache_dir()?.join(format!("{name}-{:016x}.cwasm", h.finish()));
-    if path.exists() {
-        // SAFETY: the file was written below by `precompile_component` for exactly these bytes
-        // and engine settings, in a directory only this build writes to.
-        if let Ok(c) = unsafe { Component::deserialize_file(engine, &path) } {
-            return Some(c);
-        }
-    }
-    let compiled = engine.precompile_component(bytes).ok()?;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    if std::fs::write(&tmp, &compiled).is_ok() {
-        let _ = std::fs::rename(&tmp, &path);
-    }
-    // SAFETY: produced just now by this engine.
-    unsafe { Component::deserialize(engine, &compiled) }.ok()
-}
-
-fn cache_dir() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let mut dir = exe.parent()?.to_path_buf();
-    // Test binaries live in target/<profile>/deps; keep one cache per profile.
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    let dir = dir.join("callrecords-cache");
-    std::fs::create_dir_all(&dir).ok()?;
-    Some(dir)
 }

@@ -200,7 +200,7 @@ impl ServiceHost {
         let mut config = wasmtime::Config::new();
         config.epoch_interruption(true);
         let engine = Engine::new(&config).map_err(|e| format!("{e:#}"))?;
-        let component = match crate::runtime::load_cached(&engine, wasm, "service") {
+        let component = match crate::cache::load(&engine, wasm, "service") {
             Some(c) => c,
             None => Component::new(&engine, wasm).map_err(|e| format!("cannot load the component: {e:#}"))?,
         };

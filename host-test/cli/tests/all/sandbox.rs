@@ -82,3 +82,89 @@ fn a_service_guest_that_never_returns_is_stopped_at_the_timeout() {
     assert!(answered < std::time::Duration::from_secs(10), "answered after {answered:?}");
     assert!(cpu_ms < 300, "the guest kept running after the timeout: {cpu_ms} ms of CPU in 1 s");
 }
+
+// ---- the code cache: per user, checked before wasmtime runs what it holds ---------------------------
+
+/// A folder of this user's, `0700`, for one cache test.
+fn private_dir(name: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = crate::temp_dir(name);
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    dir
+}
+
+/// The one `.cwasm` entry in `dir`.
+fn entry(dir: &std::path::Path) -> std::path::PathBuf {
+    let mut found: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    found.pop().unwrap()
+}
+
+#[test]
+fn a_cache_entry_is_its_codes_sha256_then_the_code_and_a_tampered_one_is_compiled_again() {
+    use sha2::Digest;
+    let dir = private_dir("cache-tampered");
+    let engine = wasmtime::Engine::default();
+    let component =
+        wat::parse_str("(component (core module (func (export \"f\") (result i32) i32.const 42)))").unwrap();
+    assert!(callrecords_host::cache::load_in(&dir, &engine, &component, "t").is_some());
+    let path = entry(&dir);
+    let stored = std::fs::read(&path).unwrap();
+    // Recomputed here: the first 32 bytes are the SHA-256 of the rest, which is the engine's own
+    // precompiled form of the component.
+    let (digest, code) = stored.split_at(32);
+    assert_eq!(digest, sha2::Sha256::digest(code).as_slice());
+    assert_eq!(code, engine.precompile_component(&component).unwrap().as_slice());
+
+    // One flipped byte of code, or a file cut short: not loaded, compiled and stored again.
+    for damage in [0, 1] {
+        let mut bad = stored.clone();
+        match damage {
+            0 => *bad.last_mut().unwrap() ^= 0x40,
+            _ => bad.truncate(stored.len() / 2),
+        }
+        std::fs::write(&path, &bad).unwrap();
+        assert!(callrecords_host::cache::load_in(&dir, &engine, &component, "t").is_some());
+        assert_eq!(std::fs::read(entry(&dir)).unwrap(), stored, "damage {damage} was replaced");
+    }
+}
+
+#[test]
+fn a_cache_folder_others_can_write_is_not_used() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = private_dir("cache-shared");
+    assert_eq!(callrecords_host::cache::usable(dir.clone()), Some(dir.clone()));
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    assert_eq!(callrecords_host::cache::usable(dir.clone()), None, "world-writable");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o770)).unwrap();
+    assert_eq!(callrecords_host::cache::usable(dir.clone()), None, "group-writable");
+    // A missing folder is made for this user alone.
+    let made = dir.join("made");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    assert_eq!(callrecords_host::cache::usable(made.clone()), Some(made.clone()));
+    assert_eq!(std::fs::metadata(&made).unwrap().permissions().mode() & 0o777, 0o700);
+}
+
+#[test]
+fn a_cache_keeps_the_newest_entries_of_a_component_only() {
+    let dir = private_dir("cache-prune");
+    let engine = wasmtime::Engine::default();
+    let older = callrecords_host::cache::KEEP + 3;
+    for i in 0..older {
+        std::fs::write(dir.join(format!("t-{i:032x}.cwasm")), b"an older build").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::fs::write(dir.join("other-0.cwasm"), b"another component").unwrap();
+    let component = wat::parse_str("(component)").unwrap();
+    assert!(callrecords_host::cache::load_in(&dir, &engine, &component, "t").is_some());
+    let names: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mine = names.iter().filter(|n| n.starts_with("t-")).count();
+    assert_eq!(mine, callrecords_host::cache::KEEP, "{names:?}");
+    assert!(names.contains(&"other-0.cwasm".to_string()), "another component's entry stays");
+    assert!(!names.contains(&format!("t-{:032x}.cwasm", 0)), "the oldest went first: {names:?}");
+}
