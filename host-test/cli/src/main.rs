@@ -461,13 +461,6 @@ fn run(command: Command) -> Result<ExitCode, String> {
             });
             let net = transport::Network::new()?;
             let bar = std::io::stderr().is_terminal();
-            let logs_ingestion = callrecords::config::Config::from_env(&env)
-                .is_ok_and(|c| matches!(c.sink, callrecords::config::SinkConfig::LogsIngestion { .. }));
-            if let Some(note) = callrecords::monitor::time_generated_note(&since, (jobs::now_ms() / 1000) as i64)
-                && logs_ingestion
-            {
-                eprintln!("{note}");
-            }
             let req =
                 jobs::BackfillRequest { since: &since, until: &until, window_hours, checkpoint: &checkpoint, bar };
             let s = jobs::backfill(&rt, &env, &req, &net)?;
@@ -477,6 +470,15 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 "backfill {} .. {until}: {} windows, {} calls, {} rows, {} bytes, {} retries, {} calls failed{skipped}",
                 s.resumed_from, s.windows, s.calls, s.rows, s.bytes, s.retries, s.failed
             ))?;
+            // Rows shipped from a window Logs Ingestion will not time by the call.
+            let logs_ingestion = callrecords::config::Config::from_env(&env)
+                .is_ok_and(|c| matches!(c.sink, callrecords::config::SinkConfig::LogsIngestion { .. }));
+            if let Some(note) = callrecords::monitor::time_generated_note(&since, (jobs::now_ms() / 1000) as i64)
+                && logs_ingestion
+                && s.rows > 0
+            {
+                eprintln!("{note}");
+            }
             if let Some(e) = s.error {
                 return Err(e);
             }
