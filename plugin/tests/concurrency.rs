@@ -17,6 +17,10 @@ use serde_json::{Value, json};
 const SECRET: &str = "very-secret-client-secret";
 const STATE: &str = "very-secret-client-state";
 const TENANT: &str = "2a5cb1a8-64a3-4fbe-9b1f-7c3c2f1b0e11";
+/// A second allowed tenant: a cross-tenant call gives it its own callRecord under the same id,
+/// which its Graph serves (to its own token only) with [`OTHER_VERSION`].
+const OTHER_TENANT: &str = "7c9e4d21-0b6f-4a3e-8d5c-1f2a3b4c5d6e";
+const OTHER_VERSION: i64 = 7;
 const LOGIN: &str = "https://login.microsoftonline.com";
 const CALL_RECORDS: &str = "https://graph.microsoft.com/v1.0/communications/callRecords";
 const DCE: &str = "https://dce.westeurope-1.ingest.monitor.azure.com";
@@ -72,16 +76,22 @@ fn guid(tag: u32, n: u64) -> String {
 
 /// A webhook POST carrying one `created` notification per id.
 fn notifications(ids: &[String]) -> IncomingRequest {
-    let value: Vec<Value> = ids
+    let items: Vec<(String, &str)> = ids.iter().map(|id| (id.clone(), TENANT)).collect();
+    tenant_notifications(&items)
+}
+
+/// A webhook POST carrying one `created` notification per (id, tenant).
+fn tenant_notifications(items: &[(String, &str)]) -> IncomingRequest {
+    let value: Vec<Value> = items
         .iter()
-        .map(|id| {
+        .map(|(id, tenant)| {
             json!({
                 "subscriptionId": "0d9f6a3e-7b1c-4e2a-9f3d-5c8b1a2e4f60",
                 "changeType": "created",
                 "resource": format!("communications/callRecords/{id}"),
                 "resourceData": {"@odata.type": "#microsoft.graph.callRecord", "id": id},
                 "clientState": STATE,
-                "tenantId": TENANT,
+                "tenantId": tenant,
             })
         })
         .collect();
@@ -212,6 +222,8 @@ struct World {
     windows: Vec<Vec<String>>,
     window_starts: Vec<String>,
     per_page: usize,
+    /// Calls [`OTHER_TENANT`]'s Graph holds a record of too.
+    other_tenant: BTreeSet<String>,
 }
 
 impl World {
@@ -241,10 +253,12 @@ impl World {
         let url = r.url.as_str();
         if let Some(rest) = url.strip_prefix(LOGIN) {
             assert_eq!(r.method, "POST");
-            assert_eq!(rest, format!("/{TENANT}/oauth2/v2.0/token"));
+            let tenant = login_tenant(r);
+            assert!([TENANT, OTHER_TENANT].contains(&tenant), "a token of a tenant nobody allowed: {rest}");
             let body = String::from_utf8_lossy(&r.body);
             let (graph, monitor) = (body.contains(GRAPH_SCOPE_FORM), body.contains(MONITOR_SCOPE_FORM));
             assert!(graph != monitor, "a token request for one scope: {body}");
+            assert!(graph || tenant == TENANT, "a Monitor token of another tenant: {rest}");
             return Kind::Token { graph };
         }
         if let Some(rest) = url.strip_prefix(DCE) {
@@ -275,6 +289,8 @@ impl World {
         let (id, tail) = rest.split_at(end);
         let id = id.to_string();
         assert!(self.calls.contains_key(&id), "a call nobody notified or listed: {id}");
+        let tenant = tenant_of(bearer(r));
+        assert!(tenant == TENANT || self.other_tenant.contains(&id), "tenant {tenant} holds no call {id}");
         let page = |t: &str| t.strip_prefix("?$skiptoken=").map(|n| n.parse::<u32>().unwrap());
         match tail {
             "?$expand=sessions($expand=segments)" => Kind::Record(id),
@@ -290,8 +306,8 @@ impl World {
         }
     }
 
-    /// Graph's (or Logs Ingestion's) success answer.
-    fn answer(&self, kind: &Kind) -> (u16, Vec<u8>) {
+    /// Graph's (or Logs Ingestion's) success answer, to a request with a token of `tenant`.
+    fn answer(&self, kind: &Kind, tenant: &str) -> (u16, Vec<u8>) {
         let body = match kind {
             Kind::Token { .. } => unreachable!("the host names each token it issues (Flight::issues)"),
             Kind::Ingest(_) => return (204, vec![]),
@@ -301,6 +317,12 @@ impl World {
                 if self.calls[id].session_pages > 0 {
                     let link = format!("{{\"sessions@odata.nextLink\":\"{CALL_RECORDS}/{id}/sessions?$skiptoken=2\",");
                     r = r.replacen('{', &link, 1);
+                }
+                if tenant == OTHER_TENANT {
+                    // The other tenant's own record of the call.
+                    let mut v: Value = serde_json::from_str(&r).unwrap();
+                    v["version"] = json!(OTHER_VERSION);
+                    r = v.to_string();
                 }
                 return (200, r.into_bytes());
             }
@@ -340,6 +362,17 @@ impl World {
         };
         (200, serde_json::to_vec(&body).unwrap())
     }
+}
+
+/// The tenant of a token request (its login URL's).
+fn login_tenant(r: &OutgoingRequest) -> &str {
+    r.url.strip_prefix(LOGIN).and_then(|rest| rest.split('/').nth(1)).unwrap_or_default()
+}
+
+/// The tenant whose token this is: the host names [`TENANT`]'s tokens `g1`, `m1`, … and another
+/// tenant's `g1@{tenant}`, ….
+fn tenant_of(token: &str) -> &str {
+    token.split_once('@').map_or(TENANT, |(_, tenant)| tenant)
 }
 
 /// The bearer token a request carries ("" for none).
@@ -423,7 +456,8 @@ struct Flight {
     kind: Kind,
     /// The bearer token the request carried ("" for none).
     token: String,
-    /// A token request: the token it gets, `g1`, `g2`, … for Graph and `m1`, … for Monitor.
+    /// A token request: the token it gets, `g1`, `g2`, … for Graph and `m1`, … for Monitor
+    /// (another tenant's with `@{tenant}` after them: see [`tenant_of`]).
     issues: Option<String>,
     /// When its answer (or, past its timeout, the host's own timeout) is delivered.
     due: Option<u64>,
@@ -525,7 +559,9 @@ impl Host {
             Action::Progress(p) => {
                 // A call is named shipped only once every row of it was accepted.
                 for id in &p.shipped {
-                    let e = expected(&self.world.calls[id]).rows;
+                    // Every tenant's record of it.
+                    let records = 1 + u64::from(self.world.other_tenant.contains(id));
+                    let e = records * expected(&self.world.calls[id]).rows;
                     let here = self.accepted_per_call.get(id).copied().unwrap_or(0);
                     let got = here + self.shipped_before.get(id).copied().unwrap_or(0);
                     assert_eq!(got, e, "call {id} named shipped before all its rows were accepted");
@@ -552,7 +588,9 @@ impl Host {
         let issues = match kind {
             Kind::Token { graph } => {
                 let nth = self.sent.iter().filter(|s| s.kind == kind).count();
-                Some(format!("{}{nth}", if graph { 'g' } else { 'm' }))
+                let tenant = login_tenant(request);
+                let of = if tenant == TENANT { String::new() } else { format!("@{tenant}") };
+                Some(format!("{}{nth}{of}", if graph { 'g' } else { 'm' }))
             }
             _ => None,
         };
@@ -615,7 +653,7 @@ impl Host {
                         let t = json!({"token_type": "Bearer", "access_token": token, "expires_in": 3599});
                         (200, serde_json::to_vec(&t).unwrap())
                     }
-                    None => self.world.answer(&f.kind),
+                    None => self.world.answer(&f.kind, tenant_of(&f.token)),
                 };
                 if let Kind::Ingest(table) = &f.kind {
                     self.accept_rows(table, &f);
@@ -1473,4 +1511,151 @@ fn a_next_link_chain_that_never_ends_is_a_dead_letter_at_the_page_cap() {
         other => panic!("an endless chain is a dead letter: {other:?}"),
     }
     assert_landed(&host, &report, &specs[..3], &[&endless]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 11. Several tenants.
+
+/// Both tenants allowed.
+fn two_tenants() -> Config {
+    config(&[("CALLRECORDS_ALLOWED_TENANTS", &format!("{TENANT},{OTHER_TENANT}"))])
+}
+
+/// A world in which [`OTHER_TENANT`] holds a record of `shared` too.
+fn world_shared(specs: &[CallSpec], shared: &str) -> World {
+    let mut world = World::webhook(specs);
+    world.other_tenant.insert(shared.to_string());
+    world
+}
+
+/// The tenants whose tokens the requests of `kind` carried, sorted.
+fn tenants_asked(host: &Host, kind: &Kind) -> Vec<String> {
+    let mut t: Vec<String> =
+        host.sent.iter().filter(|s| &s.kind == kind).map(|s| tenant_of(&s.token).to_string()).collect();
+    t.sort();
+    t
+}
+
+/// Each tenant's record of `spec` was read with that tenant's token, and both records' rows were
+/// accepted, once each (the rows say which record they came from by its version).
+fn assert_landed_for_both_tenants(host: &Host, spec: &CallSpec) {
+    let mut both = vec![TENANT.to_string(), OTHER_TENANT.to_string()];
+    both.sort();
+    assert_eq!(tenants_asked(host, &Kind::Record(spec.id.clone())), both, "callRecord GETs of {}", spec.id);
+    assert_eq!(tenants_asked(host, &Kind::Participants(spec.id.clone(), 1)), both, "participants_v2 GETs");
+    let rows = host.call_rows();
+    let mut versions: Vec<i64> =
+        rows.get(&spec.id).into_iter().flatten().map(|r| r["CallVersion"].as_i64().unwrap()).collect();
+    versions.sort();
+    assert_eq!(versions, [fixture()["version"].as_i64().unwrap(), OTHER_VERSION], "TeamsCall_CL rows of each record");
+    assert_eq!(host.rows_per_call()[&spec.id], 2 * expected(spec).rows, "every row of both records, once");
+}
+
+/// A cross-tenant call notified for both allowed tenants in one delivery (the webhook keeps both:
+/// each tenant's subscription delivers its own record): each record is read with its own
+/// tenant's token and both ship; Graph gets its 202 only then.
+#[test]
+fn one_call_notified_for_two_tenants_in_one_delivery_is_read_with_each_tenants_token_and_both_ship() {
+    let specs: Vec<CallSpec> = (0..2).map(|i| CallSpec::new(i, 1, 2)).collect();
+    let shared = specs[0].id.clone();
+    let mut host = Host::new(world_shared(&specs, &shared), 31, Order::DueFirst, (20, 200));
+    let items = [(shared.clone(), TENANT), (shared.clone(), OTHER_TENANT), (specs[1].id.clone(), TENANT)];
+    let report = host.drive(&mut start(two_tenants(), Job::Webhook(tenant_notifications(&items))));
+    assert!(report.ok, "{:?}", report.error);
+    assert_eq!((report.response.status, report.duplicates), (202, 0));
+    assert_landed_for_both_tenants(&host, &specs[0]);
+    assert_eq!(host.rows_per_call()[&specs[1].id], expected(&specs[1]).rows);
+    let mut tenants: Vec<&str> = report.calls.iter().filter(|c| c.id == shared).map(|c| c.tenant_id.as_str()).collect();
+    tenants.sort();
+    assert_eq!(tenants, [TENANT, OTHER_TENANT], "{:?}", report.calls);
+    assert_eq!(host.token_requests(true), 2, "a Graph token per tenant");
+}
+
+/// Queue mode's edge lists the same call once per tenant (and a repeat for one tenant once).
+#[test]
+fn the_queue_edge_lists_one_call_once_per_tenant() {
+    let shared = call_id(0);
+    let items = [(shared.clone(), TENANT), (shared.clone(), OTHER_TENANT), (shared.clone(), TENANT)];
+    let report = start(two_tenants(), Job::Accept(tenant_notifications(&items))).next(NOW);
+    let Action::Done(report) = report else { panic!("the edge sends nothing: {report:?}") };
+    let accepted: Vec<(&str, &str)> =
+        report.accepted.iter().map(|a| (a.call_id.as_str(), a.tenant_id.as_str())).collect();
+    assert_eq!(accepted, [(shared.as_str(), TENANT), (shared.as_str(), OTHER_TENANT)]);
+    assert_eq!(report.duplicates, 1);
+}
+
+/// The same call queued from two deliveries, one per tenant, drained in one turn: each is read
+/// with its own tenant's token and shipped, and each queued entry's outcome names its own
+/// record's version. A progress names the id only once both are shipped (the host's check: every
+/// row of every record of it accepted), as a host takes entries off its queue by that id.
+#[test]
+fn one_call_queued_for_two_tenants_is_read_and_shipped_for_each() {
+    let specs: Vec<CallSpec> = (0..2).map(|i| CallSpec::new(i, 1, 1)).collect();
+    let shared = specs[0].id.clone();
+    let mut host = Host::new(world_shared(&specs, &shared), 32, Order::Random, (20, 300));
+    let mut other = queued(&specs[0], NOW - 60_000, 0, &[]);
+    other.tenant_id = OTHER_TENANT.into();
+    let calls = vec![queued(&specs[0], NOW - 60_000, 0, &[]), queued(&specs[1], NOW - 60_000, 0, &[]), other];
+    let report = host.drive(&mut start(two_tenants(), Job::Drain(calls)));
+    assert!(report.ok, "{:?}", report.error);
+    assert_landed_for_both_tenants(&host, &specs[0]);
+    let (version, rows) = (fixture()["version"].as_i64().unwrap(), expected(&specs[0]).rows as u32);
+    let o = &report.outcomes;
+    assert_eq!(o.len(), 3);
+    assert_eq!(o[0], Outcome::Shipped { call_id: shared.clone(), tenant_id: TENANT.into(), version, rows });
+    assert!(matches!(&o[1], Outcome::Shipped { call_id, .. } if *call_id == specs[1].id), "{:?}", o[1]);
+    let version = OTHER_VERSION;
+    assert_eq!(o[2], Outcome::Shipped { call_id: shared.clone(), tenant_id: OTHER_TENANT.into(), version, rows });
+    let named = host.progress.iter().flat_map(|p| &p.shipped).filter(|id| **id == shared).count();
+    assert_eq!(named, 1, "{:?}", host.progress);
+}
+
+/// The other tenant may not let the app read its record (403): its queued entry is a dead letter,
+/// not "shipped" because the first tenant's record of the same id was; no progress names the id.
+#[test]
+fn a_call_shipped_for_one_tenant_does_not_settle_the_other_tenants_entry() {
+    let specs = vec![CallSpec::new(0, 0, 1)];
+    let shared = specs[0].id.clone();
+    let forbidden = shared.clone();
+    let mut host =
+        Host::new(world_shared(&specs, &shared), 33, Order::DueFirst, (20, 200)).with_fault(move |k, _, token| {
+            let refused = *k == Kind::Record(forbidden.clone()) && tenant_of(token) == OTHER_TENANT;
+            refused.then(|| Answer::Status(403, vec![]))
+        });
+    let mut other = queued(&specs[0], NOW - 60_000, 0, &[]);
+    other.tenant_id = OTHER_TENANT.into();
+    let calls = vec![queued(&specs[0], NOW - 60_000, 0, &[]), other];
+    let report = host.drive(&mut start(two_tenants(), Job::Drain(calls)));
+    let mut both = vec![TENANT.to_string(), OTHER_TENANT.to_string()];
+    both.sort();
+    assert_eq!(tenants_asked(&host, &Kind::Record(shared.clone())), both);
+    let o = &report.outcomes;
+    assert!(matches!(&o[0], Outcome::Shipped { tenant_id, .. } if tenant_id == TENANT), "{:?}", o[0]);
+    match &o[1] {
+        Outcome::Dead { call_id, tenant_id, reason, .. } => {
+            assert_eq!((call_id.as_str(), tenant_id.as_str()), (shared.as_str(), OTHER_TENANT));
+            assert!(reason.contains("403") && reason.contains(OTHER_TENANT), "{reason}");
+        }
+        other => panic!("the other tenant's entry is not shipped: {other:?}"),
+    }
+    let failed: Vec<(&str, &str)> = report.failed.iter().map(|f| (f.id.as_str(), f.tenant_id.as_str())).collect();
+    assert_eq!(failed, [(shared.as_str(), OTHER_TENANT)]);
+    assert!(host.progress.iter().all(|p| !p.shipped.contains(&shared)), "{:?}", host.progress);
+    assert_eq!(host.rows_per_call()[&shared], expected(&specs[0]).rows, "the first tenant's rows only");
+}
+
+/// A tenant is one tenant however its GUID is cased (the webhook folds so too): the same call
+/// queued for it twice, in two casings, is read once and both entries are shipped.
+#[test]
+fn one_call_queued_twice_for_one_tenant_in_two_casings_is_read_once() {
+    let specs = vec![CallSpec::new(0, 0, 1)];
+    let mut host = Host::new(World::webhook(&specs), 34, Order::DueFirst, (20, 200));
+    let mut upper = queued(&specs[0], NOW - 60_000, 0, &[]);
+    upper.tenant_id = TENANT.to_ascii_uppercase();
+    let calls = vec![queued(&specs[0], NOW - 60_000, 0, &[]), upper];
+    let report = host.drive(&mut start(config(&[]), Job::Drain(calls)));
+    assert!(report.ok, "{:?}", report.error);
+    assert_landed(&host, &report, &specs, &[]);
+    assert_eq!(host.sent.iter().filter(|s| s.kind == Kind::Record(specs[0].id.clone())).count(), 1);
+    assert!(report.outcomes.iter().all(|o| matches!(o, Outcome::Shipped { .. })), "{:?}", report.outcomes);
 }

@@ -292,3 +292,77 @@ fn leases_are_renewed_at_half_their_length_with_the_newest_pop_receipt() {
     assert!(settle.starts_with(&format!("Q/messages/m1?popreceipt=p{}&", renewals.len())), "{settle}");
     assert_eq!(report.storage.map(|s| (s.renewed as usize, s.updated)), Some((renewals.len(), 1)));
 }
+
+/// Two deliveries queued the same call for two tenants (a cross-tenant call: each has its own
+/// record under one id), and a turn reads them with two Gets: the second's call is not folded
+/// into the first's fetch, already under way. Each record is read with its own tenant's token,
+/// both ship, and both messages are deleted.
+#[test]
+fn one_call_queued_for_two_tenants_is_read_with_each_tenants_token_and_both_messages_deleted() {
+    const CALL: &str = "44444444-0000-4000-8000-000000000001";
+    const OTHER: &str = "7c9e4d21-0b6f-4a3e-8d5c-1f2a3b4c5d6e";
+    const RECORD: &str = include_str!("../../examples/graph/callrecords/peer-to-peer.json");
+    let message_of = |tenant: &str| {
+        let c = json!({"call_id": CALL, "tenant_id": tenant, "received_ms": NOW - 60_000, "attempts": 0, "done_tables": []});
+        BASE64.encode(serde_json::to_vec(&c).unwrap())
+    };
+    let cfg = config(&[("CALLRECORDS_QUEUE_KEY", "a2V5LWZvci10ZXN0cw=="), ("CALLRECORDS_GZIP", "false")]);
+    // 33 messages: a Get of 32, then a Get of 1.
+    let run = Run::start(cfg, Job::DrainQueue { max_calls: 33, lease_seconds: 60 }, NOW).unwrap();
+    let mut now = NOW;
+    let (mut record_tokens, mut versions, mut deleted) = (vec![], vec![], vec![]);
+    let report = drive(run, &mut now, |r, _| {
+        if let Some(rest) = r.url.strip_prefix("https://login.microsoftonline.com/") {
+            let tenant = rest.split('/').next().unwrap();
+            let body = String::from_utf8_lossy(&r.body);
+            let token = if body.contains("graph.microsoft.com") { format!("graph-{tenant}") } else { "monitor".into() };
+            return (200, vec![], json!({"access_token": token, "expires_in": 3599}).to_string().into_bytes());
+        }
+        if r.url.starts_with("https://graph.microsoft.com/") {
+            let tenant = auth(r).strip_prefix("Bearer graph-").expect("a Graph token").to_string();
+            if r.url.contains("/participants_v2") {
+                return (200, vec![], br#"{"value":[]}"#.to_vec());
+            }
+            assert!(r.url.contains(&format!("/callRecords/{CALL}?")), "{}", r.url);
+            record_tokens.push(tenant.clone());
+            let mut record: Value = serde_json::from_str(RECORD).unwrap();
+            record["id"] = json!(CALL);
+            record["version"] = json!(if tenant == OTHER { 7 } else { 2 });
+            return (200, vec![], record.to_string().into_bytes());
+        }
+        if r.url.starts_with("https://dce.") {
+            if r.url.contains("/streams/Custom-TeamsCall_CL?") {
+                let rows: Vec<Value> = serde_json::from_slice(&r.body).unwrap();
+                versions.extend(rows.iter().filter_map(|row| row["CallVersion"].as_i64()));
+            }
+            return (204, vec![], vec![]);
+        }
+        let shown = r.url.replace(QUEUE, "Q");
+        match (r.method.as_str(), shown.as_str()) {
+            ("GET", "Q/messages?numofmessages=32&visibilitytimeout=60") => {
+                let xml =
+                    format!("<QueueMessagesList>{}</QueueMessagesList>", message("m-a", "p1", 1, &message_of(TENANT)));
+                (200, vec![], xml.into_bytes())
+            }
+            ("GET", "Q/messages?numofmessages=1&visibilitytimeout=60") => {
+                let xml =
+                    format!("<QueueMessagesList>{}</QueueMessagesList>", message("m-b", "p2", 1, &message_of(OTHER)));
+                (200, vec![], xml.into_bytes())
+            }
+            ("DELETE", u) => {
+                deleted.push(u.split('?').next().unwrap().to_string());
+                (204, vec![], vec![])
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    });
+    assert!(report.ok, "{:?}", report.error);
+    record_tokens.sort();
+    let mut want = vec![TENANT.to_string(), OTHER.to_string()];
+    want.sort();
+    assert_eq!(record_tokens, want, "each tenant's record read with its own token");
+    versions.sort();
+    assert_eq!(versions, [2, 7], "both records' TeamsCall_CL rows shipped");
+    deleted.sort();
+    assert_eq!(deleted, ["Q/messages/m-a", "Q/messages/m-b"], "both messages settled as shipped");
+}

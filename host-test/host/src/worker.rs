@@ -285,11 +285,14 @@ pub fn turn(
                 }
             }
         });
-        // Calls shipped during the turn leave the queue at once.
-        let by_call: std::collections::HashMap<&str, i64> =
-            claimed.iter().map(|(id, c)| (c.call_id.as_str(), *id)).collect();
+        // Calls shipped during the turn leave the queue at once. One call can be queued once per
+        // tenant; the core names its id when every one of them has shipped.
+        let mut by_call: std::collections::HashMap<&str, Vec<i64>> = Default::default();
+        for (id, c) in &claimed {
+            by_call.entry(c.call_id.as_str()).or_default().push(*id);
+        }
         let mut shipped = |p: &crate::bindings::driver::Progress| {
-            let ids: Vec<i64> = p.shipped.iter().filter_map(|c| by_call.get(c.as_str()).copied()).collect();
+            let ids: Vec<i64> = p.shipped.iter().filter_map(|c| by_call.get(c.as_str())).flatten().copied().collect();
             // If this fails, the settle at the end of the turn takes them off instead.
             if !ids.is_empty() {
                 let _ = queue.shipped_early(&ids);

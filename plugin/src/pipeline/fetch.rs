@@ -4,7 +4,7 @@
 //! calls this way, many calls at once.
 
 use super::step::{Failure, Pending, Step};
-use super::{CallDone, CallFailed, JobKind, Run};
+use super::{CallDone, CallFailed, CallKey, JobKind, Run};
 use crate::entra::Scope;
 use crate::http::OutgoingRequest;
 use crate::{expand, graph, schema};
@@ -36,6 +36,11 @@ impl CallStep {
             | CallStep::Participants { tenant, .. } => tenant,
         }
     }
+
+    /// The record it is about: its tenant's record of its id.
+    pub(super) fn key(&self) -> CallKey {
+        CallKey::new(self.tenant(), self.id())
+    }
 }
 
 /// Pages of one chain (sessions after the record, or participants_v2) followed for one call:
@@ -54,18 +59,16 @@ pub(super) struct Fetch {
 }
 
 impl Step {
-    fn call_id(&self) -> Option<&str> {
-        match self {
-            Step::Call(call) => Some(call.id()),
-            _ => None,
-        }
+    /// A request about the record `key`.
+    fn is_about(&self, key: &CallKey) -> bool {
+        matches!(self, Step::Call(call) if key.is(call.tenant(), call.id()))
     }
 }
 
 impl Run {
     /// Fetch call `id` of `tenant`: the record and its participants_v2 go out together.
     pub(super) fn queue_call(&mut self, id: String, tenant: String) {
-        self.fetches.insert(id.clone(), Fetch::default());
+        self.fetches.insert(CallKey::new(&tenant, &id), Fetch::default());
         let participants = CallStep::Participants { id: id.clone(), tenant: tenant.clone(), link: None };
         self.queue.push_back(Pending::new(Step::Call(CallStep::Record { id, tenant })));
         self.queue.push_back(Pending::new(Step::Call(participants)));
@@ -93,13 +96,14 @@ impl Run {
     /// A page of a call: keep it, then ask for the next page of its chain, or finish the call.
     pub(super) fn on_call_page(&mut self, call: CallStep, body: &[u8], now: u64) {
         let page = String::from_utf8_lossy(body).into_owned();
-        let id = call.id().to_string();
+        let key = call.key();
+        let id = key.id.clone();
         // An answer for a call that failed meanwhile (its other chain gave up) is of no use.
-        if !self.fetches.contains_key(&id) {
+        if !self.fetches.contains_key(&key) {
             return;
         }
         let link = graph::next_link(&page);
-        let f = self.fetches.get_mut(&id).expect("checked above");
+        let f = self.fetches.get_mut(&key).expect("checked above");
         let (what, chain_next) = match call {
             CallStep::Record { tenant, .. } => {
                 f.record = Some(page);
@@ -118,60 +122,62 @@ impl Run {
         let read = if what == "participants_v2 page" { f.participants.len() } else { f.sessions.len() };
         match chain_next {
             Ok(Some(_)) if read >= MAX_PAGES_PER_CHAIN => self.call_failed(
-                &id,
+                &key,
                 format!("{what}: Graph's @odata.nextLink chain goes past {MAX_PAGES_PER_CHAIN} pages"),
                 Failure::Unusable,
             ),
             Ok(Some(next)) => self.queue.push_front(Pending::new(Step::Call(next))),
             Ok(None) => {
-                let f = self.fetches.get_mut(&id).expect("checked above");
+                let f = self.fetches.get_mut(&key).expect("checked above");
                 if what == "participants_v2 page" {
                     f.participants_done = true;
                 } else {
                     f.sessions_done = true;
                 }
-                self.finish_call_if_read(&id, now);
+                self.finish_call_if_read(&key, now);
             }
-            Err(e) => self.call_failed(&id, format!("{what}: {e}"), Failure::Unusable),
+            Err(e) => self.call_failed(&key, format!("{what}: {e}"), Failure::Unusable),
         }
     }
 
     pub(super) fn call_step_failed(&mut self, call: CallStep, reason: String, why: Failure, now: u64) {
+        let key = call.key();
         match call {
-            CallStep::Participants { id, .. } if self.fetches.contains_key(&id) => {
+            // Already given up (the other chain failed first).
+            _ if !self.fetches.contains_key(&key) => {}
+            CallStep::Participants { id, .. } => {
                 // participants_v2 is a complement: without it the record's own lists still give rows.
                 self.report.lifecycle.push(format!("call {id}: participants_v2 not read ({reason})"));
-                if let Some(f) = self.fetches.get_mut(&id) {
+                if let Some(f) = self.fetches.get_mut(&key) {
                     f.participants_done = true;
                 }
-                self.finish_call_if_read(&id, now);
+                self.finish_call_if_read(&key, now);
             }
-            // Already given up (the other chain failed first).
-            other if !self.fetches.contains_key(other.id()) => {}
-            other => self.call_failed(other.id(), reason, why),
+            _ => self.call_failed(&key, reason, why),
         }
     }
 
     /// The call cannot be fetched: drop what was read of it and every request left for it.
-    fn call_failed(&mut self, id: &str, reason: String, why: Failure) {
-        self.fetches.remove(id);
-        self.queue.retain(|p| p.step.call_id() != Some(id));
+    fn call_failed(&mut self, key: &CallKey, reason: String, why: Failure) {
+        self.fetches.remove(key);
+        self.queue.retain(|p| !p.step.is_about(key));
         let (status, malformed) = (why.status(), why == Failure::Unusable);
-        self.report.failed.push(CallFailed { id: id.into(), reason: reason.clone(), status, malformed });
+        let (id, tenant_id) = (key.id.clone(), key.tenant.clone());
+        self.report.failed.push(CallFailed { id, tenant_id, reason: reason.clone(), status, malformed });
         self.report.failed_count += 1;
         if self.job_kind == JobKind::Backfill {
             keep_latest(&mut self.report.failed);
         }
         self.report.ok = false;
-        self.report.error.get_or_insert_with(|| format!("call {id}: {reason}"));
+        self.report.error.get_or_insert_with(|| format!("call {}: {reason}", key.id));
     }
 
     /// Once both chains are read: merge, expand, and leave the rows for shipping.
-    fn finish_call_if_read(&mut self, id: &str, now: u64) {
-        if !self.fetches.get(id).is_some_and(|f| f.sessions_done && f.participants_done) {
+    fn finish_call_if_read(&mut self, key: &CallKey, now: u64) {
+        if !self.fetches.get(key).is_some_and(|f| f.sessions_done && f.participants_done) {
             return;
         }
-        let Some(f) = self.fetches.remove(id) else { return };
+        let Some(f) = self.fetches.remove(key) else { return };
         let Some(record) = f.record else { return };
         // An empty participants_v2 answer must not hide the record's own list.
         let participants: Vec<String> = f.participants.into_iter().filter(|p| !is_empty_page(p)).collect();
@@ -183,7 +189,7 @@ impl Run {
         match result {
             Ok((merged, tables, seed)) => {
                 // Tables an earlier attempt shipped (a queued call's retry) are not sent again.
-                let done = self.done_tables.remove(id).unwrap_or_default();
+                let done = self.done_tables.remove(key).unwrap_or_default();
                 let mut all: Vec<(&'static str, Vec<String>)> =
                     tables.into_iter().map(|t| (t.table.name, t.rows)).collect();
                 if let Some(seed) = seed {
@@ -199,17 +205,18 @@ impl Run {
                     self.keep_unshipped(table, table_rows, now);
                 }
                 let version = record_version(&merged);
-                let call = CallDone { id: id.into(), version, rows, shipped: false, tables_accepted: vec![] };
+                let (id, tenant_id) = (key.id.clone(), key.tenant.clone());
+                let call = CallDone { id, tenant_id, version, rows, shipped: false, tables_accepted: vec![] };
                 self.report.calls.push(call);
                 self.report.calls_done += 1;
-                self.shipping.entry(id.to_string()).or_default().accepted.extend(done);
-                self.expanded(id, with_rows);
+                self.shipping.entry(key.clone()).or_default().accepted.extend(done);
+                self.expanded(key, with_rows);
                 if self.job_kind == JobKind::Backfill {
                     keep_latest(&mut self.report.calls);
                     self.progress = Some(self.progress_now(None));
                 }
             }
-            Err(e) => self.call_failed(id, format!("expand: {e}"), Failure::Unusable),
+            Err(e) => self.call_failed(key, format!("expand: {e}"), Failure::Unusable),
         }
     }
 }

@@ -180,7 +180,8 @@ pub struct Progress {
     pub retries: u32,
     /// Calls whose rows were all accepted since the previous progress. With `completed_until`
     /// (the checkpoint), they make a rerun skip them; a progress that moves `completed_until`
-    /// starts the list afresh.
+    /// starts the list afresh. In a drain, an id queued for several tenants is named once every
+    /// one of them was shipped.
     pub shipped: Vec<String>,
 }
 
@@ -189,6 +190,8 @@ pub struct Progress {
 pub struct CallDone {
     /// callRecord id.
     pub id: String,
+    /// The tenant whose record it is (lowercase): the same id may name a record in another tenant.
+    pub tenant_id: String,
     /// callRecord version.
     pub version: i64,
     /// Rows it gave, all tables (without the tables an earlier attempt shipped).
@@ -204,6 +207,8 @@ pub struct CallDone {
 pub struct CallFailed {
     /// callRecord id.
     pub id: String,
+    /// The tenant whose record it is (lowercase): the same id may name a record in another tenant.
+    pub tenant_id: String,
     /// Why.
     pub reason: String,
     /// The HTTP status of the answer that decided it; 0 when there was none (no answer, or an
@@ -328,6 +333,28 @@ impl Report {
     }
 }
 
+/// A callRecord as the driver tracks it: its tenant and its id. One id may name a record in each
+/// of several tenants (a cross-tenant call gives each organisation its own callRecord under the
+/// same id), each read with that tenant's Graph token and shipped on its own; keyed by the id
+/// alone, a second tenant's record would be folded into the first's and never fetched. The tenant
+/// is kept in lowercase, as the webhook folds duplicates by (call, tenant) without case.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(super) struct CallKey {
+    tenant: String,
+    id: String,
+}
+
+impl CallKey {
+    pub(super) fn new(tenant: &str, id: &str) -> Self {
+        CallKey { tenant: tenant.to_ascii_lowercase(), id: id.to_string() }
+    }
+
+    /// Whether this is the record of `id` in `tenant`.
+    pub(super) fn is(&self, tenant: &str, id: &str) -> bool {
+        self.id == id && self.tenant.eq_ignore_ascii_case(tenant)
+    }
+}
+
 /// One job in progress. See the module docs for the host's loop.
 pub struct Run {
     config: Config,
@@ -340,21 +367,22 @@ pub struct Run {
     tokens: HashMap<(Scope, String), Token>,
     /// A token was added or dropped since the run started (or restored its tokens).
     tokens_changed: bool,
-    fetches: HashMap<String, Fetch>,
+    /// Calls being fetched, by tenant and id (see [`CallKey`]).
+    fetches: HashMap<CallKey, Fetch>,
     unshipped: BTreeMap<&'static str, Vec<String>>,
     sent: HashMap<String, VecDeque<u64>>,
     /// Until when a service (a Graph tenant, the ingestion endpoint) is held back after a 429.
     holds: HashMap<String, u64>,
     /// Calls whose rows are in `unshipped`, with the tables they have rows in (see `ship.rs`).
-    expanded_unshipped: Vec<(String, Vec<&'static str>)>,
+    expanded_unshipped: Vec<(CallKey, Vec<&'static str>)>,
     /// Calls whose rows are being shipped.
-    shipping: HashMap<String, ship::Shipping>,
+    shipping: HashMap<CallKey, ship::Shipping>,
     /// Tables of a queued call that an earlier attempt shipped.
-    done_tables: HashMap<String, std::collections::BTreeSet<String>>,
+    done_tables: HashMap<CallKey, std::collections::BTreeSet<String>>,
     /// Flushes whose batches are not all accepted yet, by number.
     flushes: HashMap<u64, ship::Flush>,
     next_flush: u64,
-    /// Calls shipped since the last progress.
+    /// Ids of the calls shipped since the last progress ([`Progress::shipped`]).
     newly_shipped: Vec<String>,
     /// When the oldest rows left unshipped were expanded.
     unshipped_since: Option<u64>,

@@ -19,7 +19,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{CallDone, CallFailed, Run};
+use super::{CallDone, CallFailed, CallKey, Run};
 use crate::http::Response;
 
 /// Graph may publish a callRecord up to 150 minutes after the call ended: a 404 before then
@@ -192,16 +192,18 @@ pub fn outcome(
 }
 
 impl Run {
-    /// A drain job's calls, queued to fetch.
+    /// A drain job's calls, queued to fetch. A call is its tenant's record of its id: the same id
+    /// queued for two tenants is fetched for each (see [`CallKey`]).
     pub(super) fn add_drain(&mut self, calls: Vec<QueuedCall>) {
         for c in &calls {
             if !crate::graph::is_valid_call_id(&c.call_id) {
                 continue; // its outcome says malformed (see `finish_drain`)
             }
-            if self.fetches.contains_key(&c.call_id) {
+            let key = CallKey::new(&c.tenant_id, &c.call_id);
+            if self.fetches.contains_key(&key) {
                 continue; // the same call twice in one turn: fetched once
             }
-            self.done_tables.insert(c.call_id.clone(), c.done_tables.iter().cloned().collect());
+            self.done_tables.insert(key, c.done_tables.iter().cloned().collect());
             self.queue_call(c.call_id.clone(), c.tenant_id.clone());
         }
         self.drain.extend(calls);
@@ -212,8 +214,9 @@ impl Run {
         let error = self.report.error.clone();
         let mut outcomes = vec![];
         for c in &self.drain {
-            let done = self.report.calls.iter().rev().find(|d| d.id == c.call_id);
-            let failed = self.report.failed.iter().rev().find(|f| f.id == c.call_id);
+            let key = CallKey::new(&c.tenant_id, &c.call_id);
+            let done = self.report.calls.iter().rev().find(|d| key.is(&d.tenant_id, &d.id));
+            let failed = self.report.failed.iter().rev().find(|f| key.is(&f.tenant_id, &f.id));
             let o = if crate::graph::is_valid_call_id(&c.call_id) {
                 outcome(c, done, failed, error.as_deref(), now)
             } else {
@@ -227,6 +230,17 @@ impl Run {
             outcomes.push(o);
         }
         self.report.outcomes = outcomes;
+    }
+
+    /// Every queued call of the drain with this id (one per tenant) is shipped. A progress names
+    /// only ids ([`super::Progress::shipped`]): a host that takes the calls it names off its queue
+    /// must not take off another tenant's call of the same id that is still to ship.
+    pub(super) fn drained_id_shipped(&self, id: &str) -> bool {
+        let shipped = |c: &QueuedCall| {
+            let key = CallKey::new(&c.tenant_id, &c.call_id);
+            self.report.calls.iter().rev().find(|d| key.is(&d.tenant_id, &d.id)).is_some_and(|d| d.shipped)
+        };
+        self.drain.iter().filter(|c| c.call_id == id).all(shipped)
     }
 }
 
@@ -243,7 +257,8 @@ mod tests {
         assert_eq!([1, 2, 3, 4].map(retry_wait_ms), [30_000, 60_000, 120_000, 240_000]);
         assert_eq!(retry_wait_ms(8), 3_600_000);
         assert_eq!(retry_wait_ms(40), 3_600_000);
-        let failed = CallFailed { id: "c".into(), reason: "503".into(), status: 503, malformed: false };
+        let failed =
+            CallFailed { id: "c".into(), tenant_id: "t".into(), reason: "503".into(), status: 503, malformed: false };
         assert!(matches!(outcome(&call(10), None, Some(&failed), None, 5), Outcome::Retry { attempts: 11, .. }));
         match outcome(&call(11), None, Some(&failed), None, 5) {
             Outcome::Dead { attempts: 12, reason, .. } => assert!(reason.starts_with("12 attempts failed"), "{reason}"),

@@ -22,8 +22,9 @@ impl Step {
     /// The counters a step is counted against: (key, (requests, per ms)).
     fn rate_keys(&self, own_tenant: &str) -> Vec<(String, (usize, u64))> {
         match self {
+            // Each tenant's record of a call id is a record of its own (see `CallKey`).
             Step::Call(call) => vec![
-                (format!("callRecords/{}", call.id()), GRAPH_RATE_LIMIT),
+                (format!("callRecords/{}/{}", call.tenant().to_ascii_lowercase(), call.id()), GRAPH_RATE_LIMIT),
                 (format!("tenant/{}", call.tenant()), GRAPH_TENANT_RATE_LIMIT),
             ],
             Step::ListPage { .. } => {

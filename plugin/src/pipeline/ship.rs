@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::step::{Pending, Step};
-use super::{JobKind, Run};
+use super::{CallKey, JobKind, Run};
 use crate::config::SinkConfig;
 use crate::entra::Scope;
 use crate::http::OutgoingRequest;
@@ -33,7 +33,7 @@ const FLUSH_AT_BYTES: usize = monitor::LOGS_INGESTION_MAX_BYTES;
 #[derive(Default)]
 pub(super) struct Flush {
     tables: BTreeMap<&'static str, Tally>,
-    calls: Vec<(String, Vec<&'static str>)>,
+    calls: Vec<(CallKey, Vec<&'static str>)>,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -59,11 +59,11 @@ impl Run {
         self.unshipped.entry(table).or_default().extend(rows);
     }
 
-    /// Call `id` was expanded: its rows of `tables` wait in `unshipped` for the next flush.
-    pub(super) fn expanded(&mut self, id: &str, tables: Vec<&'static str>) {
-        let s = self.shipping.entry(id.to_string()).or_default();
+    /// Call `key` was expanded: its rows of `tables` wait in `unshipped` for the next flush.
+    pub(super) fn expanded(&mut self, key: &CallKey, tables: Vec<&'static str>) {
+        let s = self.shipping.entry(key.clone()).or_default();
         s.pending.extend(tables.iter().copied());
-        self.expanded_unshipped.push((id.to_string(), tables));
+        self.expanded_unshipped.push((key.clone(), tables));
     }
 
     /// Whether the rows kept so far should be batched and sent now (see the module docs).
@@ -98,12 +98,12 @@ impl Run {
             }
         }
         // Calls without rows, and tables whose every batch was refused at once, settle now.
-        let calls: Vec<(String, Vec<&'static str>)> = f.calls.iter().filter(|(_, t)| t.is_empty()).cloned().collect();
+        let calls: Vec<(CallKey, Vec<&'static str>)> = f.calls.iter().filter(|(_, t)| t.is_empty()).cloned().collect();
         let done: Vec<(&'static str, bool)> =
             f.tables.iter().filter(|(_, t)| t.outstanding == 0).map(|(n, t)| (*n, !t.refused)).collect();
         self.flushes.insert(flush, f);
-        for (id, _) in calls {
-            self.call_settled(&id);
+        for (key, _) in calls {
+            self.call_settled(&key);
         }
         for (table, accepted) in done {
             self.table_settled(flush, table, accepted);
@@ -160,15 +160,15 @@ impl Run {
 
     /// Every batch of `table` in `flush` is settled: so is that table for each call of the flush.
     fn table_settled(&mut self, flush: u64, table: &'static str, accepted: bool) {
-        let calls: Vec<String> = match self.flushes.get_mut(&flush) {
+        let calls: Vec<CallKey> = match self.flushes.get_mut(&flush) {
             Some(f) => {
                 f.tables.remove(table);
-                f.calls.iter().filter(|(_, t)| t.contains(&table)).map(|(id, _)| id.clone()).collect()
+                f.calls.iter().filter(|(_, t)| t.contains(&table)).map(|(key, _)| key.clone()).collect()
             }
             None => return,
         };
-        for id in calls {
-            if let Some(s) = self.shipping.get_mut(&id) {
+        for key in calls {
+            if let Some(s) = self.shipping.get_mut(&key) {
                 s.pending.remove(table);
                 if accepted {
                     s.accepted.insert(table.to_string());
@@ -176,22 +176,23 @@ impl Run {
                     s.refused = true;
                 }
             }
-            self.call_settled(&id);
+            self.call_settled(&key);
         }
     }
 
-    /// Once no table of call `id` is left to settle: shipped when every one was accepted.
-    fn call_settled(&mut self, id: &str) {
-        if !self.shipping.get(id).is_some_and(|s| s.pending.is_empty()) {
+    /// Once no table of call `key` is left to settle: shipped when every one was accepted.
+    fn call_settled(&mut self, key: &CallKey) {
+        if !self.shipping.get(key).is_some_and(|s| s.pending.is_empty()) {
             return;
         }
-        let Some(s) = self.shipping.remove(id) else { return };
-        if let Some(c) = self.report.calls.iter_mut().rev().find(|c| c.id == id) {
+        let Some(s) = self.shipping.remove(key) else { return };
+        if let Some(c) = self.report.calls.iter_mut().rev().find(|c| key.is(&c.tenant_id, &c.id)) {
             c.shipped = !s.refused;
             c.tables_accepted = s.accepted.iter().cloned().collect();
         }
-        if !s.refused {
-            self.newly_shipped.push(id.to_string());
+        // A progress names ids: in a drain, one only once every tenant's record of it is shipped.
+        if !s.refused && (self.job_kind != JobKind::Drain || self.drained_id_shipped(&key.id)) {
+            self.newly_shipped.push(key.id.clone());
             // A backfill's checkpoint and a queue's entries move as calls are shipped.
             if matches!(self.job_kind, JobKind::Backfill | JobKind::Drain) {
                 self.progress = Some(self.progress_now(None));

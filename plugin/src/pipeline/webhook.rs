@@ -1,8 +1,7 @@
 //! The webhook job: Graph's request judged by [`crate::graph::webhook`]; each notified call to
-//! fetch (once per call), each lifecycle event acted on (reauthorize and renew, recreate a removed
-//! subscription) or turned into a resync for the operator.
-
-use std::collections::HashSet;
+//! fetch (once per call and tenant, as the judge folds duplicates: the same id may name a record
+//! in each of two tenants), each lifecycle event acted on (reauthorize and renew, recreate a
+//! removed subscription) or turned into a resync for the operator.
 
 use super::queue::Accepted;
 use super::step::{Pending, Step};
@@ -26,11 +25,8 @@ impl Run {
             self.finished = true;
             return;
         }
-        let mut seen = HashSet::new();
+        // Already one per (call, tenant): each tenant's record of a call is fetched, or queued.
         for n in outcome.notifications {
-            if !seen.insert(n.call_id.clone()) {
-                continue;
-            }
             if self.accept_only {
                 let change_type = n.change_type;
                 self.report.accepted.push(Accepted { call_id: n.call_id, tenant_id: n.tenant_id, change_type });
