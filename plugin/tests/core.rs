@@ -30,11 +30,12 @@ const UPDATED: &str = include_str!("../../examples/graph/notifications/updated.h
 const TWO_TENANTS: &str = include_str!("../../examples/graph/notifications/two-tenants.http");
 const FORGED: &str = include_str!("../../examples/graph/notifications/forged-client-state.http");
 const MIXED: &str = include_str!("../../examples/graph/notifications/mixed-lifecycle.http");
+const ODATA_2023: &str = include_str!("../../examples/graph/notifications/odata-2023-names.http");
 const LC_REAUTH: &str = include_str!("../../examples/graph/notifications/lifecycle-reauthorization-required.http");
 const LC_REMOVED: &str = include_str!("../../examples/graph/notifications/lifecycle-subscription-removed.http");
 const LC_MISSED: &str = include_str!("../../examples/graph/notifications/lifecycle-missed.http");
 const NOTIFICATIONS: &[&str] =
-    &[VALIDATION, CREATED, UPDATED, TWO_TENANTS, FORGED, MIXED, LC_REAUTH, LC_REMOVED, LC_MISSED];
+    &[VALIDATION, CREATED, UPDATED, TWO_TENANTS, FORGED, MIXED, ODATA_2023, LC_REAUTH, LC_REMOVED, LC_MISSED];
 
 const P2P: &str = include_str!("../../examples/graph/callrecords/peer-to-peer.json");
 const GROUP: &str = include_str!("../../examples/graph/callrecords/group-call.json");
@@ -412,6 +413,17 @@ fn two_tenants_each_keep_their_tenant() {
     let got: Vec<(&str, &str)> = o.notifications.iter().map(|n| (n.call_id.as_str(), n.tenant_id.as_str())).collect();
     assert_eq!(got, [(PSTN_ID, CONTOSO), (GUEST_ID, FABRIKAM)]);
     assert!(o.rejected.is_empty());
+}
+
+#[test]
+fn notifications_with_the_pre_2023_odata_names_are_callrecords() {
+    // Before April 2023 resourceData had only `oDataType` / `oDataId`; until October 2023 both
+    // spellings (Microsoft 365 Developer Blog). The resource path names the callRecord.
+    let o = webhook::handle(&settings(), &request(ODATA_2023));
+    assert_eq!(o.response.status, 202);
+    let got: Vec<(&str, &str)> = o.notifications.iter().map(|n| (n.call_id.as_str(), n.tenant_id.as_str())).collect();
+    assert_eq!(got, [(PSTN_ID, CONTOSO), (ODD_ID, CONTOSO)]);
+    assert!(o.rejected.is_empty(), "{:?}", o.rejected);
 }
 
 #[test]

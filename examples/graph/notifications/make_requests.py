@@ -46,6 +46,21 @@ def change(call_id, change_type, odata_type="#Microsoft.Graph.callRecord", tenan
     }
 
 
+def change_2023(call_id, both):
+    """A change notification as Graph sent them before and during its 2023 rename (Microsoft 365
+    Developer Blog, "OData property changes to callRecords change notifications in Microsoft
+    Graph"): resourceData named its type and id `oDataType` / `oDataId` (type in lower case);
+    from 20 April 2023 to late October 2023 it carried those and `@odata.type` / `@odata.id`."""
+    item = change(call_id, "created", odata_type="#Microsoft.Graph.callrecord")
+    data = {"oDataType": "#microsoft.graph.callrecord", "oDataId": "communications/callRecords/" + call_id}
+    if both:
+        data.update(item["resourceData"])
+    else:
+        data["id"] = call_id
+    item["resourceData"] = data
+    return item
+
+
 def lifecycle(event, expires=EXPIRES):
     return {
         "subscriptionId": SUBSCRIPTION,
@@ -85,6 +100,10 @@ FILES = {
     "forged-client-state.http": delivery("/api/notifications", [
         change(ODDITIES, "created"),
         change(FORGED, "created", client_state="not-the-secret"),
+    ]),
+    "odata-2023-names.http": delivery("/api/notifications", [
+        change_2023(PSTN, both=False),
+        change_2023(ODDITIES, both=True),
     ]),
     "mixed-lifecycle.http": delivery("/api/notifications", [
         change(PEER_TO_PEER, "created"),
