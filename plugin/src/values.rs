@@ -345,6 +345,25 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
     }
 }
 
+/// `text` with each object's repeated keys folded to their last value (as `JSON.parse` does),
+/// when a typed read refused it for a repeated field: `None` for any other error, or text that is
+/// not JSON. Microsoft's own documented answers repeat keys (a segment's callee with
+/// `@odata.type` twice, in "List sessions"), and a typed read refuses a known field seen twice.
+pub fn fold_repeated_keys(text: &[u8], error: &serde_json::Error) -> Option<String> {
+    if !error.to_string().starts_with("duplicate field") {
+        return None;
+    }
+    serde_json::from_slice::<serde_json::Value>(text).ok().map(|v| v.to_string())
+}
+
+/// `serde_json::from_slice`, taking repeated keys as [`fold_repeated_keys`] does.
+pub fn from_json<T: serde::de::DeserializeOwned>(text: &[u8]) -> serde_json::Result<T> {
+    serde_json::from_slice(text).or_else(|e| match fold_repeated_keys(text, &e) {
+        Some(folded) => serde_json::from_str(&folded),
+        None => Err(e),
+    })
+}
+
 /// Whether `s` is a GUID in its 8-4-4-4-12 hex form (as Graph writes tenant, user and call ids).
 pub fn is_guid(s: &str) -> bool {
     let b = s.as_bytes();

@@ -2649,3 +2649,105 @@ proptest! {
         }
     }
 }
+
+// =================================================================================================
+// Microsoft's documented answers (examples/graph/documented/): their shapes, our values
+// =================================================================================================
+
+const DOC_LIST: &str = include_str!("../../examples/graph/documented/list-callrecords.json");
+const DOC_SESSIONS: &str = include_str!("../../examples/graph/documented/list-sessions-with-segments.json");
+const DOC_PARTICIPANTS: &str = include_str!("../../examples/graph/documented/list-participants_v2.json");
+
+#[test]
+fn documented_list_sessions_and_participants_answers_expand_into_the_rows_counted_by_hand() {
+    // The record as List callRecords gives it, its sessions from the List sessions answer (whose
+    // segment callee names `@odata.type` twice, as Microsoft's example does), its participants
+    // from List participants_v2. By hand: 1 call, 1 session of 1 segment, 2 streams, the
+    // organizer and 2 participants.
+    let list: Value = serde_json::from_str(DOC_LIST).unwrap();
+    let record = list["value"][0].to_string();
+    let merged = graph::merge_pages(&record, &[DOC_SESSIONS.to_string()], &[DOC_PARTICIPANTS.to_string()]).unwrap();
+    let tables = expand::expand(&merged).unwrap();
+    let count = |name| rows(&tables, name).len();
+    assert_eq!(
+        [
+            count("TeamsCall_CL"),
+            count("TeamsCallLeg_CL"),
+            count("TeamsCallStream_CL"),
+            count("TeamsCallParticipant_CL")
+        ],
+        [1, 1, 2, 3]
+    );
+    let leg = &rows(&tables, "TeamsCallLeg_CL")[0];
+    let want = json!({
+        "CallerIdentityType": "user", "CallerId": "0c0a0000-1111-4a11-8000-000000000000",
+        "CallerPlatform": "android", "CallerProductFamily": "skypeForBusiness",
+        "CallerIpAddress": "10.20.30.41", "CallerPort": 50011, "CallerConnectionType": "wifi",
+        "CalleeIdentityType": "user", "CalleeDisplayName": "Ben Okafor", "CalleeEndpointType": "participant",
+        "CalleePort": 50026, "CalleeConnectionType": "wired",
+        // 07:41:09.3318204 to 07:44:51.0072319 is 3 min 41.6754115 s.
+        "StartDateTime": "2026-11-21T07:41:09.3318204Z", "DurationMs": 221675,
+    });
+    for (k, v) in want.as_object().unwrap() {
+        assert_eq!(&leg[k], v, "{k}");
+    }
+    let streams = rows(&tables, "TeamsCallStream_CL");
+    let got: Vec<(Value, Value, Value, Value)> = streams
+        .iter()
+        .map(|s| {
+            (
+                s["StreamId"].clone(),
+                s["AverageJitterMs"].clone(),
+                s["MaxRoundTripTimeMs"].clone(),
+                s["AverageAudioDegradation"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (json!("1504545584"), json!(16.0), json!(79.0), Value::Null),
+            (json!("1785122252"), json!(21.0), json!(90.0), json!(1.160898)),
+        ]
+    );
+    let upns: Vec<Value> =
+        rows(&tables, "TeamsCallParticipant_CL").iter().map(|p| p["UserPrincipalName"].clone()).collect();
+    assert_eq!(upns, [Value::Null, json!("aiko.tanaka@contoso.example"), json!("ben.okafor@contoso.example")]);
+}
+
+#[test]
+fn a_documented_list_callrecords_page_and_a_phone_organizer() {
+    let page = graph::parse_list_page(DOC_LIST).unwrap();
+    assert_eq!(page.ids, ["5d0c3e7a-9b21-4f6e-8a4d-2c7b1e9f0a08", "b8e4f2c6-0d3a-4e7b-9c15-6a2f8d1e4b09"]);
+    assert_eq!(page.versions, [Some(2), Some(2)]);
+    assert_eq!(page.next_link, None);
+    // The second record's organizer_v2 is a phone number (the deprecated organizer still names a user).
+    let list: Value = serde_json::from_str(DOC_LIST).unwrap();
+    let tables = expand::expand(&list["value"][1].to_string()).unwrap();
+    let organizer = &rows(&tables, "TeamsCallParticipant_CL")[0];
+    assert_eq!((&organizer["Role"], &organizer["IdentityType"]), (&json!("organizer"), &json!("phone")));
+    assert_eq!(organizer["UserId"], "+15555550147");
+}
+
+#[test]
+fn a_repeated_key_is_read_as_its_last_value_everywhere_json_is_read() {
+    // JSON.parse's rule; a typed read alone refuses a known field seen twice.
+    let item = CREATED.split("\r\n\r\n").nth(1).unwrap().replacen(
+        "\"@odata.type\"",
+        "\"@odata.type\": \"x\", \"@odata.type\"",
+        1,
+    );
+    let o = webhook::handle(
+        &settings(),
+        &request(&format!(
+            "POST /api/notifications HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{item}",
+            item.len()
+        )),
+    );
+    assert_eq!((o.response.status, o.notifications.len()), (202, 1), "{:?}", o.rejected);
+    let page = r#"{"value": [{"id": "a", "version": 1}], "@odata.nextLink": "x", "@odata.nextLink": "https://graph.microsoft.com/v1.0/next"}"#;
+    assert_eq!(
+        graph::parse_list_page(page).unwrap().next_link.as_deref(),
+        Some("https://graph.microsoft.com/v1.0/next")
+    );
+}

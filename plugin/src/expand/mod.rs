@@ -41,7 +41,8 @@ pub struct TableRows {
 /// Expand one callRecord (merged with all its pages) into rows of the call, leg, stream and
 /// participant tables, in that order.
 pub fn expand(call_record: &str) -> Result<Vec<TableRows>> {
-    let record = parse_record(call_record)?;
+    let mut folded = None;
+    let record = parse_record(call_record, &mut folded)?;
     let call_id = record.id.get().cloned();
     let version = record.version.int();
     let call_start = ts(&record.start_date_time);

@@ -275,12 +275,19 @@ pub(super) fn string_list(items: &[Text]) -> Option<Value> {
     Some(Value::Array(items.iter().filter_map(|t| t.get()).map(|s| Value::String(s.to_string())).collect()))
 }
 
-/// Parse a callRecord, mapping serde's message to an actionable one.
-pub(super) fn parse_record(call_record: &str) -> Result<Record<'_>> {
+/// Parse a callRecord, mapping serde's message to an actionable one. A record with repeated keys
+/// is read from its folded text ([`crate::values::fold_repeated_keys`]), kept in `folded`.
+pub(super) fn parse_record<'a>(call_record: &'a str, folded: &'a mut Option<String>) -> Result<Record<'a>> {
     if !call_record.trim_start().starts_with('{') {
         return Err(Error::InvalidJson("a callRecord must be a JSON object".into()));
     }
-    let record: Record = serde_json::from_str(call_record).map_err(|e| Error::json("callRecord", e))?;
+    let record: Record = match serde_json::from_str(call_record) {
+        Ok(r) => r,
+        Err(e) => match crate::values::fold_repeated_keys(call_record.as_bytes(), &e) {
+            Some(text) => serde_json::from_str(folded.insert(text)).map_err(|e| Error::json("callRecord", e))?,
+            None => return Err(Error::json("callRecord", e)),
+        },
+    };
     if record.id.get().is_none() {
         return Err(Error::InvalidJson("callRecord has no id: is this a callRecord answer from Graph?".into()));
     }

@@ -13,7 +13,8 @@ use crate::schema::{self, SeedRow};
 /// flattened with `_` (organizer_v2 fills it when the deprecated organizer is empty), participants
 /// and sessions as JSON strings.
 pub fn seed_row(call_record: &str) -> Result<String> {
-    let record = parse_record(call_record)?;
+    let mut folded = None;
+    let record = parse_record(call_record, &mut folded)?;
     let raw: Value = serde_json::from_str(call_record).map_err(|e| Error::json("callRecord", e))?;
     let organizer_set = match (&record.organizer.0, &record.organizer_v2.0) {
         (Some(set), _) if !set.entries.is_empty() => Some(set),

@@ -93,7 +93,7 @@ pub fn next_link(body: &str) -> Result<Option<String>> {
         #[serde(rename = "@odata.nextLink")]
         page: Option<String>,
     }
-    let links: Links = serde_json::from_str(body).map_err(|e| Error::json("Graph answer", e))?;
+    let links: Links = crate::values::from_json(body.as_bytes()).map_err(|e| Error::json("Graph answer", e))?;
     Ok(links.sessions.or(links.page).filter(|l| !l.is_empty()))
 }
 
@@ -111,7 +111,7 @@ pub fn parse_list_page(body: &str) -> Result<ListPage> {
         #[serde(default)]
         version: Option<Value>,
     }
-    let page: Page = serde_json::from_str(body).map_err(|e| Error::json("List callRecords page", e))?;
+    let page: Page = crate::values::from_json(body.as_bytes()).map_err(|e| Error::json("List callRecords page", e))?;
     let version =
         |v: &Option<Value>| v.as_ref().and_then(|v| v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok())));
     let versions = page.value.iter().map(|v| version(&v.version)).collect();
@@ -146,7 +146,7 @@ fn page_values(page: &str, what: &str) -> Result<Vec<Value>> {
     struct Page {
         value: Vec<Value>,
     }
-    let p: Page = serde_json::from_str(page).map_err(|e| Error::json(what, e))?;
+    let p: Page = crate::values::from_json(page.as_bytes()).map_err(|e| Error::json(what, e))?;
     Ok(p.value)
 }
 

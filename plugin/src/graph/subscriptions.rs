@@ -120,7 +120,7 @@ pub fn delete_request(graph_base_url: &str, id: &str, token: &str) -> Result<Out
 
 /// One subscription (the answer to create or renew).
 pub fn parse_subscription(body: &str) -> Result<Subscription> {
-    serde_json::from_str(body).map_err(|e| Error::json("subscription", e))
+    crate::values::from_json(body.as_bytes()).map_err(|e| Error::json("subscription", e))
 }
 
 /// A page of `GET /subscriptions`.
@@ -131,7 +131,7 @@ pub fn parse_subscription_page(body: &str) -> Result<(Vec<Subscription>, Option<
         #[serde(rename = "@odata.nextLink")]
         next_link: Option<String>,
     }
-    let p: Page = serde_json::from_str(body).map_err(|e| Error::json("subscriptions page", e))?;
+    let p: Page = crate::values::from_json(body.as_bytes()).map_err(|e| Error::json("subscriptions page", e))?;
     Ok((p.value, p.next_link))
 }
 

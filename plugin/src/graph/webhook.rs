@@ -244,7 +244,7 @@ struct ResourceData {
 }
 
 fn delivery(settings: &Settings, body: &[u8]) -> Outcome {
-    let delivery: Delivery = match serde_json::from_slice(body) {
+    let delivery: Delivery = match crate::values::from_json(body) {
         Ok(d) => d,
         Err(e) => return Outcome::refused(400, &format!("body is not a Graph notification payload: {e}")),
     };
