@@ -48,7 +48,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
     (SHARED_KEY, "Data Collector: workspace primary or secondary key (secret)"),
     (DATA_COLLECTOR_URL, "Data Collector: base URL override (default https://<workspace>.ods.opinsights.azure.com)"),
     (FORWARD_URL, "Forward: base URL; rows are POSTed as a JSON array to <url>/<Table>"),
-    (SEED_TABLE, "Also send the 2020-compatible TEAMSGraphCallRecords_CL rows (default false)"),
+    (
+        SEED_TABLE,
+        "Also send the 2020-compatible TEAMSGraphCallRecords_CL rows (default false; always with SINK=data-collector, which takes only that table)",
+    ),
     (GRAPH_URL, "Graph base URL (default https://graph.microsoft.com)"),
     (LOGIN_URL, "Entra ID base URL (default https://login.microsoftonline.com)"),
     (NOTIFICATION_URL, "Public https URL of this webhook (for subscribe and for recreating a removed subscription)"),
@@ -130,6 +133,14 @@ pub enum SinkConfig {
 }
 
 impl SinkConfig {
+    /// Whether rows of `table` go to this sink. The Data Collector API takes only the 2020 table
+    /// (`TEAMSGraphCallRecords_CL`): it refuses a record with a `TimeGenerated` field (a reserved
+    /// name), which every typed row carries, and it files fields under suffixed columns
+    /// (`CallId_g`, `Port_d`) that the typed tables' parsers do not read.
+    pub fn takes(&self, table: &str) -> bool {
+        !matches!(self, SinkConfig::DataCollector { .. }) || table == crate::schema::SEED.name
+    }
+
     /// The setting's value: `logs-ingestion`, `data-collector` or `forward`.
     pub fn name(&self) -> &'static str {
         match self {
@@ -257,11 +268,13 @@ impl Config {
         if !(100..=60_000).contains(&deadline_ms) {
             return Err(Error::arg(format!("{DEADLINE_MS} must be between 100 and 60000")));
         }
+        // The Data Collector API takes the 2020 table only (see `SinkConfig::takes`).
+        let seed_table = flag(SEED_TABLE, false)? || !sink.takes(crate::schema::CALL.name);
         Ok(Config {
             credentials,
             graph_url: url(GRAPH_URL, DEFAULT_GRAPH_URL)?,
             sink,
-            seed_table: flag(SEED_TABLE, false)?,
+            seed_table,
             webhook: webhook::Settings {
                 client_states: vec![client_state],
                 allowed_tenants,

@@ -197,7 +197,7 @@ impl Run {
                 }
                 let (mut rows, mut with_rows) = (0, vec![]);
                 for (table, table_rows) in all {
-                    if done.contains(table) || table_rows.is_empty() {
+                    if done.contains(table) || table_rows.is_empty() || !self.config.sink.takes(table) {
                         continue;
                     }
                     rows += table_rows.len() as u32;

@@ -103,6 +103,14 @@ impl StandIns {
         if log_type.is_empty() || !log_type.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return self.refuse(st, 400, "InvalidLogType", "Log-Type must be letters, digits and underscores");
         }
+        // `TimeGenerated` is a reserved name: the API refuses a record that carries one (its time
+        // comes from the `time-generated-field` header).
+        let rows: Vec<Value> =
+            serde_json::from_slice(&req.body).ok().and_then(|v: Value| v.as_array().cloned()).unwrap_or_default();
+        if rows.iter().any(|r| r.as_object().is_some_and(|o| o.keys().any(|k| k.eq_ignore_ascii_case("TimeGenerated"))))
+        {
+            return self.refuse(st, 400, "InvalidDataFormat", "TimeGenerated is a reserved field name");
+        }
         if let Some(a) = self.ingestion_fault(st) {
             return a;
         }
