@@ -83,11 +83,20 @@ impl WasiHttpView for State {
     }
 }
 
-struct Cap(usize);
+/// The memory cap of one request's instance; `refused` tells the request's answer that the
+/// component hit it.
+struct Cap {
+    max: usize,
+    refused: Arc<std::sync::atomic::AtomicBool>,
+}
 
 impl ResourceLimiter for Cap {
     fn memory_growing(&mut self, _: usize, desired: usize, _: Option<usize>) -> wasmtime::Result<bool> {
-        Ok(desired <= self.0)
+        let ok = desired <= self.max;
+        if !ok {
+            self.refused.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(ok)
     }
     fn table_growing(&mut self, _: usize, desired: usize, _: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
@@ -249,13 +258,14 @@ impl ServiceHost {
     {
         let started = Instant::now();
         let stderr = MemoryOutputPipe::new(LOG_BYTES);
+        let refused = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let wasi = WasiCtx::builder().envs(&self.env).stderr(stderr.clone()).build();
         let state = State {
             wasi,
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
             hooks: Hooks { outbound: self.outbound.clone() },
-            limiter: Cap(MEMORY_BYTES),
+            limiter: Cap { max: MEMORY_BYTES, refused: refused.clone() },
             keyvalue: self.keyvalue.clone(),
         };
         let mut store = Store::new(&self.engine, state);
@@ -319,6 +329,9 @@ impl ServiceHost {
             // A trap: the host survives, the request gets a 500.
             log = String::from_utf8_lossy(&stderr.contents()).trim_end().to_string();
             log += &format!("{}the component trapped: {}", if log.is_empty() { "" } else { "; " }, first_line(&e));
+            if refused.load(std::sync::atomic::Ordering::Relaxed) {
+                log += &format!(" (it wanted more than the {} MiB memory cap)", MEMORY_BYTES >> 20);
+            }
         }
         match answer {
             Ok(Ok((parts, body))) => Served {

@@ -36,6 +36,14 @@ impl super::bindings::exports::wasi::http::incoming_handler::Guest for Component
                 std::hint::spin_loop();
             }
         }
+        // And the one that wants all the memory it can get (the host's cap must stop it).
+        #[cfg(feature = "misbehave")]
+        if shown_path == "/__grow" {
+            let mut held: Vec<Vec<u8>> = vec![];
+            loop {
+                held.push(vec![1; 1 << 20]);
+            }
+        }
         let (response, line) = match Config::from_env(&env) {
             Err(e) => (Response::text(500, format!("the service is not configured: {e}")), format!("config: {e}")),
             Ok(config) => {

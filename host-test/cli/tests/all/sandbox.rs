@@ -168,3 +168,20 @@ fn a_cache_keeps_the_newest_entries_of_a_component_only() {
     assert!(names.contains(&"other-0.cwasm".to_string()), "another component's entry stays");
     assert!(!names.contains(&format!("t-{:032x}.cwasm", 0)), "the oldest went first: {names:?}");
 }
+
+/// A service component that wants all the memory it can get stops at the host's cap: the request
+/// gets a 500 that names the cap, and the host answers the next request as usual.
+#[test]
+fn a_service_guest_past_its_memory_cap_is_a_500_and_the_host_goes_on() {
+    use callrecords_host::service::{Outbound, ServiceHost};
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let _runtime = rt.enter();
+    let env = callrecords_test_kit::demo::demo_env("https://stand-ins.test", "logs-ingestion");
+    let outbound = Outbound::Network(callrecords_host::transport::HttpClient::new());
+    let host = ServiceHost::new(callrecords_test_kit::MISBEHAVING_SERVICE, env, outbound).unwrap();
+    let served = rt.block_on(host.handle_parts("POST", "/__grow", &[], vec![]));
+    assert_eq!(served.status, 500, "{}", served.log);
+    assert!(served.log.contains("256 MiB memory cap"), "{}", served.log);
+    let next = rt.block_on(host.handle_parts("POST", "/notify?validationToken=still%20here", &[], vec![]));
+    assert_eq!((next.status, next.body.as_slice()), (200, b"still here".as_slice()), "{}", next.log);
+}
