@@ -90,6 +90,11 @@ pub(crate) fn bearer(token: &str) -> Result<String> {
     Ok(format!("Bearer {token}"))
 }
 
+/// Largest answer any host reads from Graph, Entra or an ingestion endpoint (32 MiB): a Graph
+/// page is far smaller (60 sessions, 130 participants), so a larger one is refused as an error
+/// before it is read, whatever the host.
+pub const MAX_ANSWER_BYTES: usize = 32 << 20;
+
 /// A base URL without its trailing slash: `https://host[:port][/path]` (or `http://` to a loopback
 /// host), no query or fragment.
 pub fn base_url<'a>(name: &str, url: &'a str) -> Result<&'a str> {

@@ -141,8 +141,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Idle connections kept per host, and for how long.
 const IDLE_PER_HOST: usize = 64;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Largest answer body taken from a remote service (Graph pages and token answers are far smaller).
-pub const MAX_ANSWER_BYTES: usize = 64 << 20;
+pub use callrecords::http::MAX_ANSWER_BYTES;
 
 /// Why a request got no answer: the wasi:http error code and a description.
 #[derive(Debug)]

@@ -189,6 +189,10 @@ fn answer(shared: &SharedRef, token: u32, body_size: usize) {
         let mut s = shared.borrow_mut();
         let Some(run) = s.runs.get_mut(&ctx) else { return };
         match status {
+            Some(_) if body_size > callrecords::http::MAX_ANSWER_BYTES => {
+                let why = format!("the answer is larger than {} bytes", callrecords::http::MAX_ANSWER_BYTES);
+                let _ = run.transport_error(id, &why, now_ms());
+            }
             Some(status) => {
                 let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
                     .ok()

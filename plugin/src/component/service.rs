@@ -18,8 +18,6 @@ use crate::config::Config;
 use crate::http::{self, Response};
 use crate::pipeline::{self, Action, Run, TOKEN_CACHE_KEY};
 
-/// Largest answer read from Graph or an ingestion endpoint.
-const MAX_ANSWER_BYTES: usize = 32 * 1024 * 1024;
 /// `blocking-write-and-flush` takes at most 4096 bytes per call.
 const WRITE_CHUNK: usize = 4096;
 
@@ -262,6 +260,6 @@ fn finish(future: &FutureIncomingResponse) -> Result<Reply, String> {
     let response = response.map_err(|_| "answer already taken")?.map_err(|e| format!("{e:?}"))?;
     let status = response.status();
     let headers = fields(&response.headers());
-    let body = read_body(response.consume().ok(), MAX_ANSWER_BYTES);
+    let body = read_body(response.consume().ok(), crate::http::MAX_ANSWER_BYTES);
     Ok((status, headers, body))
 }

@@ -44,6 +44,16 @@ fn rig_with(faults: Faults, config: &str) -> Rig {
 }
 
 fn rig_at(faults: Faults, config: &str, latency: Latency) -> Rig {
+    rig_answering(faults, config, latency, |_| None)
+}
+
+/// [`rig_at`] with `answer` taking the calls it has an answer of its own for.
+fn rig_answering(
+    faults: Faults,
+    config: &str,
+    latency: Latency,
+    answer: impl Fn(&HttpCall) -> Option<Answer> + Send + Sync + 'static,
+) -> Rig {
     let mut standins = StandIns::new("https://graph.test", &callrecords_dir(), None, faults).expect("stand-ins");
     standins.set_latency(latency);
     let standins = Arc::new(standins);
@@ -54,6 +64,9 @@ fn rig_at(faults: Faults, config: &str, latency: Latency) -> Rig {
         if !CLUSTERS.iter().any(|(c, h)| *c == call.cluster && *h == authority) {
             m.lock().unwrap().push(format!("{} -> cluster {}", authority, call.cluster));
             return Answer::Response { status: 421, headers: vec![], body: b"misdirected".to_vec() };
+        }
+        if let Some(a) = answer(call) {
+            return a;
         }
         let headers = call.headers.iter().filter(|(k, _)| !k.starts_with(':')).cloned().collect();
         s.answer(&Request {
@@ -143,6 +156,25 @@ fn envoy_graph_429_is_waited_out_on_the_root_tick_then_202() {
     assert!(ex.ticks > 0, "the wait did not go through proxy_on_tick");
     assert!(ex.elapsed >= std::time::Duration::from_secs(1), "Retry-After: 1 was not honoured: {:?}", ex.elapsed);
     assert!(ex.elapsed < std::time::Duration::from_millis(2900), "{:?}", ex.elapsed);
+}
+
+#[test]
+fn envoy_an_answer_over_the_size_cap_is_refused_unread() {
+    // Graph answers the record with 1 byte more than the cap: the filter does not read it, the
+    // call fails as a transport error, and Graph is told to deliver again.
+    let cap = callrecords::http::MAX_ANSWER_BYTES;
+    let mut r = rig_answering(Faults::default(), &plugin_config(&[]), Latency::NONE, move |call| {
+        let path = call.header(":path").unwrap_or_default();
+        (path.contains(&format!("/callRecords/{P2P}")) && !path.contains("participants_v2")).then(|| Answer::Response {
+            status: 200,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: vec![b' '; cap + 1],
+        })
+    });
+    let ex = r.post("/notify", &delivery(vec![item(P2P, CONTOSO, DEMO_CLIENT_STATE)]));
+    assert_eq!(ex.status, 503, "{}", log_of(&ex));
+    assert!(log_of(&ex).contains(&format!("larger than {cap} bytes")), "{}", log_of(&ex));
+    assert!(r.counts().is_empty(), "nothing shipped: {:?}", r.counts());
 }
 
 #[test]
