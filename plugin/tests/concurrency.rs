@@ -1489,6 +1489,25 @@ fn consecutive_drain_turns_keep_to_the_tenant_limit_together() {
     assert!(busiest <= PER_TENANT, "{busiest} Graph requests for the tenant within 20 s over both turns");
 }
 
+/// Saved limits come from a file the host keeps: hostile or corrupt values are bounded, never a
+/// panic (a send time near u64::MAX overflowed `time + window`) and never a hold for ever.
+#[test]
+fn restored_limits_with_hostile_times_neither_panic_nor_hold_for_ever() {
+    let specs: Vec<CallSpec> = (0..3).map(|i| CallSpec::new(i, 1, 1)).collect();
+    let mut host = Host::new(World::webhook(&specs), 3, Order::DueFirst, (1, 5));
+    let mut run = Run::start(config(&[]), Job::Drain(specs.iter().map(|c| queued(c, NOW, 0, &[])).collect()), NOW)
+        .expect("the job starts");
+    let saved = format!(
+        r#"{{"v":1,"sent":{{"tenant/{TENANT}":[{max}, 0, "x", -1]}},"holds":{{"graph/{TENANT}":{max},"ingestion":{max}}}}}"#,
+        max = u64::MAX
+    );
+    run.restore_limits(saved.as_bytes(), NOW);
+    let report = host.drive(&mut run);
+    assert!(report.outcomes.iter().all(|o| matches!(o, Outcome::Shipped { .. })), "{:?}", report.error);
+    // A restored hold is never longer than the longest Retry-After honoured (60 s).
+    assert!(host.now - NOW <= 60_000 + 5_000, "the job waited {} ms", host.now - NOW);
+}
+
 /// A Graph whose `@odata.nextLink` chain does not end (a bug or a hostile answer) costs one call,
 /// not the turn: past the page cap the call is a dead letter and the others ship. (A drain turn
 /// has no deadline; Graph's 40 requests per 20 s per call record make 1,000 pages take minutes.)

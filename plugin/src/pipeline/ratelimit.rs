@@ -90,13 +90,16 @@ impl Run {
                 continue;
             }
             let mut all: Vec<u64> = times.as_array().into_iter().flatten().filter_map(|t| t.as_u64()).collect();
-            all.retain(|t| t + window > now && *t <= now);
+            all.retain(|t| t.saturating_add(window) > now && *t <= now);
             all.extend(self.sent.get(key).into_iter().flatten().copied());
             all.sort_unstable();
             self.sent.insert(key.clone(), all.into_iter().collect());
         }
         for (service, until) in doc["holds"].as_object().into_iter().flatten() {
-            if let Some(u) = until.as_u64().filter(|u| *u > now) {
+            // A hold is a Retry-After being waited out: never longer than the longest one honoured.
+            if let Some(u) =
+                until.as_u64().filter(|u| *u > now).map(|u| u.min(now.saturating_add(super::retry::MAX_BACKOFF_MS)))
+            {
                 let h = self.holds.entry(service.clone()).or_insert(u);
                 *h = (*h).max(u);
             }

@@ -14,7 +14,7 @@ const MAX_ATTEMPTS: u32 = 6;
 /// Attempts per request in a job without a deadline (backfill, subscriptions).
 const MAX_ATTEMPTS_UNBOUNDED: u32 = 10;
 /// Longest wait between attempts.
-const MAX_BACKOFF_MS: u64 = 60_000;
+pub(super) const MAX_BACKOFF_MS: u64 = 60_000;
 
 impl Run {
     /// The service refused the request of `pending` (status 0: it gave no answer).
