@@ -224,6 +224,8 @@ struct World {
     per_page: usize,
     /// Calls [`OTHER_TENANT`]'s Graph holds a record of too.
     other_tenant: BTreeSet<String>,
+    /// Calls whose participants_v2 answer links to itself (Microsoft's documented example does).
+    self_linked_participants: BTreeSet<String>,
 }
 
 impl World {
@@ -342,7 +344,9 @@ impl World {
             Kind::Participants(id, n) => {
                 let (one, fixture_id) = participant_fixture();
                 let p = one.replace(fixture_id.as_str(), &guid(0xface, u64::from(*n)));
-                let next = if *n < self.calls[id].participant_pages {
+                let next = if self.self_linked_participants.contains(id) {
+                    format!(",\"@odata.nextLink\":\"{CALL_RECORDS}/{id}/participants_v2\"")
+                } else if *n < self.calls[id].participant_pages {
                     format!(",\"@odata.nextLink\":\"{CALL_RECORDS}/{id}/participants_v2?$skiptoken={}\"", n + 1)
                 } else {
                     String::new()
@@ -1506,6 +1510,22 @@ fn restored_limits_with_hostile_times_neither_panic_nor_hold_for_ever() {
     assert!(report.outcomes.iter().all(|o| matches!(o, Outcome::Shipped { .. })), "{:?}", report.error);
     // A restored hold is never longer than the longest Retry-After honoured (60 s).
     assert!(host.now - NOW <= 60_000 + 5_000, "the job waited {} ms", host.now - NOW);
+}
+
+/// Microsoft's List participants_v2 example answers with an `@odata.nextLink` that is the request
+/// URL itself: the page is read once and taken as the last, not asked for again up to the page cap.
+#[test]
+fn a_next_link_naming_the_page_just_read_ends_its_chain() {
+    let specs: Vec<CallSpec> = (0..2).map(|i| CallSpec::new(i, 1, 1)).collect();
+    let mut world = World::webhook(&specs);
+    world.self_linked_participants.insert(specs[0].id.clone());
+    let mut host = Host::new(world, 3, Order::DueFirst, (1, 5));
+    let calls = specs.iter().map(|c| queued(c, NOW - 60_000, 0, &[])).collect();
+    let report = host.drive(&mut start(config(&[]), Job::Drain(calls)));
+    let asked = host.sent.iter().filter(|s| matches!(&s.kind, Kind::Participants(id, _) if *id == specs[0].id)).count();
+    assert_eq!(asked, 1, "the self-linked participants_v2 page is read once");
+    assert!(report.outcomes.iter().all(|o| matches!(o, Outcome::Shipped { .. })), "{:?}", report.outcomes);
+    assert_landed(&host, &report, &specs, &[]);
 }
 
 /// A Graph whose `@odata.nextLink` chain does not end (a bug or a hostile answer) costs one call,
