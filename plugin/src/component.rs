@@ -150,12 +150,7 @@ impl wit::graph::Guest for Component {
         c: wit::graph::Credentials,
         scope: wit::graph::Scope,
     ) -> Result<wit::types::OutgoingRequest, wit::types::Error> {
-        let credentials = entra::Credentials {
-            login_base_url: c.login_base_url,
-            tenant_id: c.tenant_id,
-            client_id: c.client_id,
-            client_secret: c.client_secret,
-        };
+        let credentials = entra::Credentials::secret(&c.login_base_url, &c.tenant_id, &c.client_id, &c.client_secret);
         let scope = match scope {
             wit::graph::Scope::Graph => entra::Scope::Graph,
             wit::graph::Scope::Monitor => entra::Scope::Monitor,
@@ -385,7 +380,8 @@ impl wit::driver::GuestRun for Run {
                     .collect(),
             ),
         };
-        let run = pipeline::Run::start(config, job, now_ms)?;
+        let mut run = pipeline::Run::start(config, job, now_ms)?;
+        give_wasi_io(&mut run);
         Ok(wit::driver::Run::new(Run(std::cell::RefCell::new(run))))
     }
 
@@ -464,4 +460,15 @@ fn report(r: pipeline::Report) -> wit::driver::Report {
             body: r.response.body,
         },
     }
+}
+
+/// What the core's credentials need from WASI: 32 bytes of `wasi:random` for client assertions,
+/// and `wasi:filesystem` for the credential files the settings name (the host must preopen their
+/// directories, e.g. `wasmtime serve --dir /var/run/secrets/azure/tokens`).
+pub(crate) fn give_wasi_io(run: &mut pipeline::Run) {
+    let bytes = wasip2::random::random::get_random_bytes(32);
+    let mut seed = [0u8; 32];
+    seed.copy_from_slice(&bytes[..32]);
+    run.seed_entropy(seed);
+    run.allow_files(Box::new(|path| std::fs::read(path).map_err(|e| e.kind().to_string())));
 }

@@ -6,7 +6,9 @@
 
 use std::fmt;
 
-use crate::entra::Credentials;
+use crate::entra::certificate::{self, Algorithm, CertificateSettings};
+use crate::entra::managed::{self, ManagedIdentity};
+use crate::entra::{Credential, Credentials};
 use crate::error::{Error, Result};
 use crate::graph::webhook;
 use crate::http;
@@ -33,8 +35,28 @@ pub const DEFAULT_CHANGE_TYPES: &str = "updated";
 /// Every variable the service reads, with what it is for (the README's settings table).
 pub const VARIABLES: &[(&str, &str)] = &[
     (TENANT_ID, "Directory (tenant) id of the app registration (required)"),
-    (CLIENT_ID, "Application (client) id (required)"),
-    (CLIENT_SECRET, "Client secret (required; secret)"),
+    (
+        CLIENT_ID,
+        "Application (client) id (required; with managed-identity: a user-assigned identity's client id, else the system-assigned one; with workload-identity: default AZURE_CLIENT_ID)",
+    ),
+    (
+        CREDENTIAL,
+        "How the app proves itself to Entra ID: `secret` (default), `certificate`, `managed-identity` or `workload-identity`",
+    ),
+    (CLIENT_SECRET, "Client secret (required with CREDENTIAL=secret; secret)"),
+    (
+        CLIENT_CERTIFICATE_PATH,
+        "CREDENTIAL=certificate: PEM file with the certificate and its RSA private key (the file is read, never printed)",
+    ),
+    (CLIENT_CERTIFICATE, "CREDENTIAL=certificate: the PEM text itself, instead of a file (secret)"),
+    (
+        CLIENT_CERTIFICATE_ALGORITHM,
+        "CREDENTIAL=certificate: the client assertion's signature, PS256 (default, with x5t#S256) or RS256 (with x5t)",
+    ),
+    (
+        IMDS_URL,
+        "CREDENTIAL=managed-identity without IDENTITY_ENDPOINT: the Instance Metadata Service (default http://169.254.169.254)",
+    ),
     (CLIENT_STATE, "clientState of the subscription, checked on every notification (required; secret)"),
     (
         ALLOWED_TENANTS,
@@ -79,6 +101,24 @@ pub const VARIABLES: &[(&str, &str)] = &[
 const TENANT_ID: &str = "CALLRECORDS_TENANT_ID";
 const CLIENT_ID: &str = "CALLRECORDS_CLIENT_ID";
 const CLIENT_SECRET: &str = "CALLRECORDS_CLIENT_SECRET";
+const CREDENTIAL: &str = "CALLRECORDS_CREDENTIAL";
+const CLIENT_CERTIFICATE_PATH: &str = certificate::PATH_SETTING;
+const CLIENT_CERTIFICATE: &str = certificate::INLINE_SETTING;
+const CLIENT_CERTIFICATE_ALGORITHM: &str = "CALLRECORDS_CLIENT_CERTIFICATE_ALGORITHM";
+const IMDS_URL: &str = "CALLRECORDS_IMDS_URL";
+
+/// Variables that Azure itself sets where the service runs, read besides the `CALLRECORDS_*` ones:
+/// App Service / Container Apps (`IDENTITY_ENDPOINT`, `IDENTITY_HEADER`) and AKS workload identity
+/// (`AZURE_FEDERATED_TOKEN_FILE`, `AZURE_CLIENT_ID`, `AZURE_TENANT_ID`, `AZURE_AUTHORITY_HOST`).
+/// A host that passes only chosen variables to the core passes these too.
+pub const AZURE_VARIABLES: &[&str] =
+    &[IDENTITY_ENDPOINT, IDENTITY_HEADER, FEDERATED_TOKEN_FILE, AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_AUTHORITY_HOST];
+const IDENTITY_ENDPOINT: &str = "IDENTITY_ENDPOINT";
+const IDENTITY_HEADER: &str = "IDENTITY_HEADER";
+const FEDERATED_TOKEN_FILE: &str = "AZURE_FEDERATED_TOKEN_FILE";
+const AZURE_CLIENT_ID: &str = "AZURE_CLIENT_ID";
+const AZURE_TENANT_ID: &str = "AZURE_TENANT_ID";
+const AZURE_AUTHORITY_HOST: &str = "AZURE_AUTHORITY_HOST";
 const CLIENT_STATE: &str = "CALLRECORDS_CLIENT_STATE";
 const ALLOWED_TENANTS: &str = "CALLRECORDS_ALLOWED_TENANTS";
 const SINK: &str = "CALLRECORDS_SINK";
@@ -103,6 +143,88 @@ const MAX_BODY_BYTES: &str = "CALLRECORDS_MAX_BODY_BYTES";
 const QUEUE_URL: &str = "CALLRECORDS_QUEUE_URL";
 const QUEUE_KEY: &str = "CALLRECORDS_QUEUE_KEY";
 const LEDGER_URL: &str = "CALLRECORDS_LEDGER_URL";
+
+/// The app's identity and how it proves it (`CALLRECORDS_CREDENTIAL` and what each kind needs).
+fn credentials<'a>(get: &dyn Fn(&str) -> Option<&'a str>) -> Result<Credentials> {
+    let kind = get(CREDENTIAL).unwrap_or("secret");
+    let workload = kind == "workload-identity";
+    // Workload identity's webhook sets the AZURE_* names; ours win when both are set.
+    let either = |ours: &str, azure: &str| get(ours).or_else(|| workload.then(|| get(azure)).flatten());
+    let tenant_id =
+        either(TENANT_ID, AZURE_TENANT_ID).ok_or_else(|| Error::arg(format!("{TENANT_ID} is not set")))?.to_string();
+    let login = either(LOGIN_URL, AZURE_AUTHORITY_HOST).unwrap_or(DEFAULT_LOGIN_URL);
+    let login_base_url = http::base_url(LOGIN_URL, login)?.to_string();
+    let client_id = |what: &str| -> Result<String> {
+        either(CLIENT_ID, AZURE_CLIENT_ID)
+            .map(str::to_string)
+            .ok_or_else(|| Error::arg(format!("{CLIENT_ID} is not set ({what})")))
+    };
+    let (client_id, credential) = match kind {
+        "secret" => (
+            client_id("the app registration's application id")?,
+            Credential::Secret(
+                get(CLIENT_SECRET)
+                    .ok_or_else(|| {
+                        Error::arg(format!(
+                            "{CLIENT_SECRET} is not set (or choose another {CREDENTIAL}: certificate, managed-identity, workload-identity)"
+                        ))
+                    })?
+                    .to_string(),
+            ),
+        ),
+        "certificate" => {
+            let source = match (get(CLIENT_CERTIFICATE_PATH), get(CLIENT_CERTIFICATE)) {
+                (Some(path), None) => certificate::Source::File(path.to_string()),
+                (None, Some(pem)) => certificate::Source::Inline(pem.to_string()),
+                (Some(_), Some(_)) => {
+                    return Err(Error::arg(format!("set {CLIENT_CERTIFICATE_PATH} or {CLIENT_CERTIFICATE}, not both")));
+                }
+                (None, None) => {
+                    return Err(Error::arg(format!(
+                        "{CREDENTIAL}=certificate needs {CLIENT_CERTIFICATE_PATH} (a PEM file) or {CLIENT_CERTIFICATE} (the PEM text)"
+                    )));
+                }
+            };
+            let algorithm = match get(CLIENT_CERTIFICATE_ALGORITHM).map(str::to_ascii_uppercase).as_deref() {
+                None | Some("PS256") => Algorithm::Ps256,
+                Some("RS256") => Algorithm::Rs256,
+                Some(_) => return Err(Error::arg(format!("{CLIENT_CERTIFICATE_ALGORITHM} must be PS256 or RS256"))),
+            };
+            let settings = CertificateSettings { source, algorithm };
+            (client_id("the app registration's application id")?, Credential::Certificate(settings))
+        }
+        "managed-identity" => {
+            let endpoint = match (get(IDENTITY_ENDPOINT), get(IDENTITY_HEADER)) {
+                (Some(url), Some(header)) => managed::Endpoint::AppService {
+                    url: managed::endpoint_url(IDENTITY_ENDPOINT, url)?,
+                    header: header.to_string(),
+                },
+                (Some(_), None) => {
+                    return Err(Error::arg(format!("{IDENTITY_ENDPOINT} is set but {IDENTITY_HEADER} is not")));
+                }
+                _ => managed::Endpoint::Imds(managed::endpoint_url(IMDS_URL, get(IMDS_URL).unwrap_or(managed::DEFAULT_IMDS_URL))?),
+            };
+            let client_id = get(CLIENT_ID).map(str::to_string);
+            (client_id.clone().unwrap_or_default(), Credential::ManagedIdentity(ManagedIdentity { endpoint, client_id }))
+        }
+        "workload-identity" => {
+            let token_file = get(FEDERATED_TOKEN_FILE)
+                .ok_or_else(|| {
+                    Error::arg(format!(
+                        "{FEDERATED_TOKEN_FILE} is not set: label the pod azure.workload.identity/use: \"true\" (the webhook sets it)"
+                    ))
+                })?
+                .to_string();
+            (client_id("or AZURE_CLIENT_ID: the app registration's application id")?, Credential::WorkloadIdentity { token_file })
+        }
+        _ => {
+            return Err(Error::arg(format!(
+                "{CREDENTIAL} must be secret, certificate, managed-identity or workload-identity"
+            )));
+        }
+    };
+    Ok(Credentials { login_base_url, tenant_id, client_id, credential })
+}
 
 /// Where rows go.
 #[derive(Clone, PartialEq, Eq)]
@@ -214,13 +336,8 @@ impl Config {
                 Some(_) => Err(Error::arg(format!("{name} must be true or false"))),
             }
         };
-        let tenant_id = required(TENANT_ID)?.to_string();
-        let credentials = Credentials {
-            login_base_url: url(LOGIN_URL, DEFAULT_LOGIN_URL)?,
-            tenant_id: tenant_id.clone(),
-            client_id: required(CLIENT_ID)?.to_string(),
-            client_secret: required(CLIENT_SECRET)?.to_string(),
-        };
+        let credentials = credentials(&get)?;
+        let tenant_id = credentials.tenant_id.clone();
         let client_state = required(CLIENT_STATE)?.to_string();
         if client_state.chars().count() > 128 {
             return Err(Error::arg(format!("{CLIENT_STATE} is longer than Graph's 128 characters")));
@@ -303,7 +420,30 @@ impl Config {
         let mut out = vec![
             (TENANT_ID, self.credentials.tenant_id.clone()),
             (CLIENT_ID, self.credentials.client_id.clone()),
-            (CLIENT_SECRET, secret(&self.credentials.client_secret)),
+            (CREDENTIAL, self.credentials.credential.kind().into()),
+        ];
+        match &self.credentials.credential {
+            Credential::Secret(s) => out.push((CLIENT_SECRET, secret(s))),
+            Credential::Certificate(c) => {
+                match &c.source {
+                    certificate::Source::File(path) => out.push((CLIENT_CERTIFICATE_PATH, path.clone())),
+                    certificate::Source::Inline(pem) => out.push((CLIENT_CERTIFICATE, secret(pem))),
+                }
+                out.push((CLIENT_CERTIFICATE_ALGORITHM, c.algorithm.name().into()));
+            }
+            Credential::ManagedIdentity(m) => {
+                match &m.endpoint {
+                    managed::Endpoint::Imds(url) => out.push((IMDS_URL, url.clone())),
+                    managed::Endpoint::AppService { url, header } => {
+                        out.push((IDENTITY_ENDPOINT, url.clone()));
+                        out.push((IDENTITY_HEADER, secret(header)));
+                    }
+                }
+                out.push(("identity", m.identity_name()));
+            }
+            Credential::WorkloadIdentity { token_file } => out.push((FEDERATED_TOKEN_FILE, token_file.clone())),
+        }
+        out.extend([
             (CLIENT_STATE, self.webhook.client_states.first().map(|s| secret(s)).unwrap_or_default()),
             (
                 ALLOWED_TENANTS,
@@ -314,7 +454,7 @@ impl Config {
                 },
             ),
             (SINK, self.sink.name().into()),
-        ];
+        ]);
         match &self.sink {
             SinkConfig::LogsIngestion { endpoint, dcr_immutable_id, gzip } => {
                 out.push((DCE_URL, endpoint.clone()));

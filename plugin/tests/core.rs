@@ -662,7 +662,7 @@ fn credentials() -> Credentials {
         login_base_url: "https://login.microsoftonline.com".into(),
         tenant_id: CONTOSO.into(),
         client_id: "11111111-2222-3333-4444-555555555555".into(),
-        client_secret: "s3cr3t&scope=evil+x=1 %41~".into(),
+        credential: entra::Credential::Secret("s3cr3t&scope=evil+x=1 %41~".into()),
     }
 }
 
@@ -709,7 +709,7 @@ fn token_request_is_a_client_credentials_form_post() {
 #[test]
 fn token_request_refuses_bad_credentials_without_echoing_the_secret() {
     let cases = [
-        Credentials { client_secret: String::new(), ..credentials() },
+        Credentials { credential: entra::Credential::Secret(String::new()), ..credentials() },
         Credentials { client_id: "  ".into(), ..credentials() },
         Credentials { tenant_id: String::new(), ..credentials() },
         Credentials { tenant_id: "contoso/../evil".into(), ..credentials() },

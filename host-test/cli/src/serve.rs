@@ -87,9 +87,12 @@ pub fn storage_queue(env: &[(String, String)]) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// The `CALLRECORDS_*` variables of this process.
+/// The `CALLRECORDS_*` variables of this process, and those Azure sets for managed and workload
+/// identity ([`callrecords::config::AZURE_VARIABLES`]).
 pub fn process_env() -> Vec<(String, String)> {
-    std::env::vars().filter(|(k, _)| k.starts_with("CALLRECORDS_")).collect()
+    std::env::vars()
+        .filter(|(k, _)| k.starts_with("CALLRECORDS_") || callrecords::config::AZURE_VARIABLES.contains(&k.as_str()))
+        .collect()
 }
 
 /// Start the embedded default's stand-ins on a free local port.
@@ -99,6 +102,15 @@ pub fn embedded_standins(examples: &Path, workspace: &Path) -> Result<Arc<StandI
     let ws = workspace.to_path_buf();
     let (_, s) = standin::start_http("127.0.0.1:0", move |base| StandIns::new(base, &records, Some(ws), faults))?;
     Ok(s)
+}
+
+/// What the credential is, checked now (its files readable, a certificate current), or the one
+/// error that names the setting to fix.
+pub fn credential_line(env: &[(String, String)]) -> Result<String, String> {
+    let config = callrecords::config::Config::from_env(env).map_err(|e| format!("settings: {e}"))?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let read = |p: &str| std::fs::read(p).map_err(|e| e.kind().to_string());
+    config.credentials.describe(&read, now).map_err(|e| format!("credential: {e}"))
 }
 
 /// Run the service until the process is stopped.
@@ -113,6 +125,7 @@ pub fn run(opts: Options) -> Result<(), String> {
         standins = Some(s);
     }
     let settings = rt.describe_settings(&env).map_err(|e| format!("settings: {e}"))?;
+    let credential = credential_line(&env)?;
     let storage_queue = storage_queue(&env);
     let ledger = env.iter().any(|(k, v)| k == "CALLRECORDS_LEDGER_URL" && !v.trim().is_empty());
     let mut opts = opts;
@@ -173,6 +186,7 @@ pub fn run(opts: Options) -> Result<(), String> {
         banner.push(format!("  accepted rows are appended to {}/<Table>.ndjson", opts.workspace.display()));
         banner.push(format!("  demo clientState: {}", DEMO_CLIENT_STATE));
     }
+    banner.push(format!("credential: {credential}"));
     banner.push("settings in effect:".into());
     for (k, v) in &settings {
         banner.push(format!("  {k:<32} {v}"));

@@ -56,7 +56,7 @@ impl Runtime {
         progress: &mut dyn FnMut(&Progress),
         limits: &mut Option<Vec<u8>>,
     ) -> Result<JobReport, Error> {
-        let mut i = self.instance()?;
+        let mut i = self.instance_for(env)?;
         let timeout = self.limits().call_timeout;
         let run = match i.plugin.teams_sentinel_callrecords_driver().run().call_start(&mut i.store, env, job, now_ms())
         {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::{Plugin, PluginPre};
 
@@ -187,8 +187,19 @@ impl Runtime {
 
     /// A fresh instance in a fresh store with the limits applied.
     pub fn instance(&self) -> Result<Instance, CallError> {
+        self.instance_for(&[])
+    }
+
+    /// A fresh instance that may read the credential files `env` names (read-only preopens of
+    /// their directories: see [`credential_dirs`]).
+    pub fn instance_for(&self, env: &[(String, String)]) -> Result<Instance, CallError> {
+        let mut wasi = WasiCtx::builder();
+        for dir in credential_dirs(env) {
+            wasi.preopened_dir(&dir, &dir, FsPerms::ReadOnly)
+                .map_err(|e| CallError::Load(format!("cannot open {dir} for the component: {e:#}")))?;
+        }
         let state = HostState {
-            wasi: WasiCtx::builder().build(),
+            wasi: wasi.build(),
             table: ResourceTable::new(),
             limiter: Limiter { memory_bytes: self.limits.memory_bytes, refused: false },
         };
@@ -242,4 +253,22 @@ pub(crate) fn start_ticker(engine: &Engine) -> Result<Arc<AtomicBool>, String> {
         })
         .map_err(|e| format!("cannot start the deadline clock: {e}"))?;
     Ok(stop_ticker)
+}
+
+/// The directories of the credential files the settings name (a certificate's PEM, the workload
+/// identity token): the component reads them through WASI, so the host grants each, read-only, at
+/// the same path. Settings the core refuses name none (the run reports what is wrong).
+pub fn credential_dirs(env: &[(String, String)]) -> Vec<String> {
+    let Ok(config) = callrecords::config::Config::from_env(env) else { return vec![] };
+    let mut dirs: Vec<String> = config
+        .credentials
+        .credential
+        .files()
+        .iter()
+        .filter_map(|f| std::path::Path::new(f).parent().map(|d| d.to_string_lossy().into_owned()))
+        .map(|d| if d.is_empty() { ".".into() } else { d })
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    dirs
 }

@@ -13,7 +13,7 @@ use http_body_util::{BodyExt, Full};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
@@ -259,7 +259,21 @@ impl ServiceHost {
         let started = Instant::now();
         let stderr = MemoryOutputPipe::new(LOG_BYTES);
         let refused = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let wasi = WasiCtx::builder().envs(&self.env).stderr(stderr.clone()).build();
+        let mut wasi = WasiCtx::builder();
+        wasi.envs(&self.env).stderr(stderr.clone());
+        for dir in crate::runtime::credential_dirs(&self.env) {
+            if let Err(e) = wasi.preopened_dir(&dir, &dir, FsPerms::ReadOnly) {
+                let why = format!("cannot open {dir} for the component: {e:#}");
+                return Served {
+                    status: 500,
+                    headers: vec![("Content-Type".into(), "text/plain".into())],
+                    body: why.clone().into_bytes(),
+                    log: why,
+                    elapsed: started.elapsed(),
+                };
+            }
+        }
+        let wasi = wasi.build();
         let state = State {
             wasi,
             table: ResourceTable::new(),

@@ -166,6 +166,12 @@ impl Stream {
         let request = IncomingRequest { method, path_and_query: path, headers, body };
         match Run::start(config, Job::Webhook(request), now_ms()) {
             Ok(mut run) => {
+                // Client assertions need entropy; proxy-wasm has no filesystem, so a certificate
+                // must be inline (CALLRECORDS_CLIENT_CERTIFICATE) and workload identity is not offered.
+                let mut seed = [0u8; 32];
+                if getrandom::fill(&mut seed).is_ok() {
+                    run.seed_entropy(seed);
+                }
                 let mut s = self.shared.borrow_mut();
                 if let Some(saved) = &s.tokens {
                     run.restore_tokens(saved, now_ms());

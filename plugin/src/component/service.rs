@@ -65,6 +65,7 @@ fn serve(config: Config, request: http::IncomingRequest) -> (Response, String) {
         Ok(r) => r,
         Err(e) => return (Response::text(500, e.to_string()), e.to_string()),
     };
+    super::give_wasi_io(&mut run);
     // The host's token store; without one (or with a host that keeps it per request) every request
     // gets its own tokens.
     let bucket = store::open("").ok();

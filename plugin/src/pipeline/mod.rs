@@ -55,8 +55,8 @@ pub use ratelimit::GRAPH_RATE_LIMIT;
 use step::{Pending, Step};
 pub use storage::StorageReport;
 use subscriptions::{SubscriptionStep, subscription_urls};
-pub use token::TOKEN_CACHE_KEY;
 use token::Token;
+pub use token::{ReadFile, TOKEN_CACHE_KEY};
 
 /// A backfill's report lists this many of the latest calls done and failed (all are counted).
 pub const REPORT_CALLS_KEPT: usize = 1_000;
@@ -407,6 +407,12 @@ pub struct Run {
     storage_report: Option<StorageReport>,
     /// The latest `now` a host gave.
     last_now: u64,
+    /// The host's file reader, for credential files ([`Run::allow_files`]).
+    files: Option<token::ReadFile>,
+    /// Randomness for client assertions ([`Run::seed_entropy`]).
+    rng: Option<rand_chacha::ChaCha20Rng>,
+    /// The certificate credential, once read.
+    signing: Option<crate::entra::certificate::SigningCertificate>,
     progress: Option<Progress>,
     report: Report,
     finished: bool,
@@ -463,6 +469,9 @@ impl Run {
             storage: None,
             storage_report: None,
             last_now: now,
+            files: None,
+            rng: None,
+            signing: None,
             progress: None,
             report: Report::new(),
             finished: false,

@@ -66,9 +66,9 @@ impl Pending {
 
 impl Run {
     /// The request of `step`, at `now`.
-    pub(super) fn build(&self, step: &Step, now: u64) -> crate::Result<OutgoingRequest> {
+    pub(super) fn build(&mut self, step: &Step, now: u64) -> crate::Result<OutgoingRequest> {
         match step {
-            Step::Token { scope, tenant } => self.token_request(*scope, tenant),
+            Step::Token { scope, tenant } => self.token_request(*scope, tenant, now),
             Step::Call(call) => self.call_request(call),
             Step::ListPage { link } => self.list_page_request(link.as_deref()),
             Step::Ship { table, body, .. } => self.ship_request(table, body, now),
@@ -92,7 +92,9 @@ impl Run {
     /// `step` will not succeed (`why`, described by `reason`): what that means for the job.
     pub(super) fn step_failed(&mut self, step: Step, reason: String, why: Failure, now: u64) {
         match step {
-            Step::Token { scope, .. } => self.token_failed(scope, reason),
+            Step::Token { scope, .. } => {
+                self.token_failed(scope, reason, matches!(why, Failure::Status(400..=499) | Failure::Unusable))
+            }
             Step::Call(call) => self.call_step_failed(call, reason, why, now),
             Step::ListPage { .. } => self.fatal(format!("List callRecords: {reason}")),
             Step::Ship { table, rows, flush, .. } => {

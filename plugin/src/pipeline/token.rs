@@ -6,9 +6,13 @@
 use super::Run;
 use super::step::{Pending, Step};
 use crate::config::SinkConfig;
-use crate::entra::{self, Credentials, Scope};
+use crate::entra::certificate::SigningCertificate;
+use crate::entra::{self, ClientAuth, Credential, Scope};
 use crate::http::OutgoingRequest;
 use crate::storage::queue::QueueTarget;
+
+/// The host's way to read a file for the core: the path's bytes, or why not.
+pub type ReadFile = Box<dyn Fn(&str) -> Result<Vec<u8>, String> + Send>;
 
 /// A token is renewed this long before it expires.
 const TOKEN_MARGIN_MS: u64 = 60_000;
@@ -97,16 +101,101 @@ impl Run {
         true
     }
 
-    pub(super) fn token_request(&self, scope: Scope, tenant: &str) -> crate::Result<OutgoingRequest> {
-        let creds = Credentials { tenant_id: tenant.to_string(), ..self.config.credentials.clone() };
-        entra::token_request(&creds, scope)
+    /// The token request for `scope` in `tenant`, proved the way the settings say.
+    pub(super) fn token_request(&mut self, scope: Scope, tenant: &str, now: u64) -> crate::Result<OutgoingRequest> {
+        let creds = &self.config.credentials;
+        match &creds.credential {
+            Credential::Secret(secret) => {
+                entra::client_credentials_request(creds, tenant, ClientAuth::Secret(secret), scope)
+            }
+            Credential::Certificate(settings) => {
+                let audience = creds.token_url(tenant)?;
+                let (algorithm, client_id) = (settings.algorithm, creds.client_id.clone());
+                let certificate = self.signing_certificate(now)?;
+                let Some(rng) = self.rng.as_mut() else {
+                    return Err(crate::Error::arg(
+                        "this host gave the core no entropy for client assertions (a host bug)",
+                    ));
+                };
+                let jwt = certificate.assertion(algorithm, client_id.trim(), &audience, now / 1000, rng);
+                entra::client_credentials_request(&self.config.credentials, tenant, ClientAuth::Assertion(&jwt), scope)
+            }
+            Credential::WorkloadIdentity { token_file } => {
+                // Read for every request: Kubernetes rotates the file's token (hourly by default).
+                let bytes = self.read_file(token_file)?;
+                let jwt = String::from_utf8(bytes).map_err(|_| {
+                    crate::Error::arg(format!("AZURE_FEDERATED_TOKEN_FILE {token_file} does not hold a token"))
+                })?;
+                let jwt = jwt.trim();
+                if jwt.is_empty() {
+                    return Err(crate::Error::arg(format!("AZURE_FEDERATED_TOKEN_FILE {token_file} is empty")));
+                }
+                entra::client_credentials_request(creds, tenant, ClientAuth::Assertion(jwt), scope)
+            }
+            Credential::ManagedIdentity(identity) => {
+                if !tenant.eq_ignore_ascii_case(&creds.tenant_id) {
+                    return Err(crate::Error::arg(format!(
+                        "a managed identity has tokens for its own tenant only, not for {tenant}: a multi-tenant set-up needs an app registration (CALLRECORDS_CREDENTIAL=certificate or workload-identity)"
+                    )));
+                }
+                identity.token_request(scope)
+            }
+        }
+    }
+
+    /// The certificate credential's key and certificate, read once per run (from the file, through
+    /// the host, or from the inline PEM).
+    fn signing_certificate(&mut self, now: u64) -> crate::Result<SigningCertificate> {
+        if let Some(c) = &self.signing {
+            return Ok(c.clone());
+        }
+        let Credential::Certificate(settings) = &self.config.credentials.credential else {
+            return Err(crate::Error::arg("not a certificate credential"));
+        };
+        let settings = settings.clone();
+        let bytes = match settings.file() {
+            Some(path) => {
+                Some(self.read_file(path).map_err(|e| crate::Error::arg(format!("{}: {e}", settings.setting())))?)
+            }
+            None => None,
+        };
+        let certificate = settings.load(bytes.as_deref(), now / 1000)?;
+        self.signing = Some(certificate.clone());
+        Ok(certificate)
+    }
+
+    /// A file's bytes, through the host's reader.
+    fn read_file(&self, path: &str) -> crate::Result<Vec<u8>> {
+        let Some(read) = &self.files else {
+            return Err(crate::Error::arg(format!(
+                "this host lets the core read no files, so {path} cannot be read (a certificate can be given inline in CALLRECORDS_CLIENT_CERTIFICATE)"
+            )));
+        };
+        read(path).map_err(|why| crate::Error::arg(format!("{path} cannot be read: {why}")))
+    }
+
+    /// Let this run read the credential files the settings name ([`Credential::files`]): the
+    /// host's IO, given to the core. Without it a certificate must be inline and workload identity
+    /// cannot work.
+    pub fn allow_files(&mut self, read: ReadFile) {
+        self.files = Some(read);
+    }
+
+    /// Seed the randomness of client assertions (their `jti` and PSS salt) with 32 bytes from the
+    /// host's secure random source. Call it before the first [`Run::next`].
+    pub fn seed_entropy(&mut self, seed: [u8; 32]) {
+        use rand_chacha::rand_core::SeedableRng;
+        self.rng = Some(rand_chacha::ChaCha20Rng::from_seed(seed));
     }
 
     /// The application whose tokens these are: a saved token is only taken back by a run with the
     /// same login endpoint and client id (the tenant is part of each token's key).
     fn token_owner(&self) -> String {
         let c = &self.config.credentials;
-        format!("{} {}", c.login_base_url.trim_end_matches('/'), c.client_id)
+        match &c.credential {
+            Credential::ManagedIdentity(m) => format!("{m:?}"),
+            _ => format!("{} {}", c.login_base_url.trim_end_matches('/'), c.client_id),
+        }
     }
 
     /// The tokens this run holds that are still good at `now`, as one document for a host that
@@ -164,7 +253,7 @@ impl Run {
     }
 
     pub(super) fn on_token(&mut self, scope: Scope, tenant: String, body: &[u8], now: u64) {
-        match entra::parse_token_response(200, body) {
+        match entra::parse_token_answer(body, Some(now / 1000)) {
             Ok(t) => {
                 let life = u64::from(t.expires_in_seconds.max(1)) * 1000;
                 let margin = if life > 2 * TOKEN_MARGIN_MS { TOKEN_MARGIN_MS } else { life / 2 };
@@ -175,13 +264,10 @@ impl Run {
         }
     }
 
-    pub(super) fn token_failed(&mut self, scope: Scope, reason: String) {
-        let what = match scope {
-            Scope::Graph => "Graph",
-            Scope::Monitor => "Azure Monitor",
-            Scope::Storage => "Azure Storage",
-        };
-        self.fatal(format!("{what} token: {reason}"))
+    pub(super) fn token_failed(&mut self, scope: Scope, reason: String, refused: bool) {
+        // Refused (not a timeout or a 5xx): the credential is what to fix, and the message says where.
+        let hint = if refused { format!(" ({})", self.config.credentials.credential.hint()) } else { String::new() };
+        self.fatal(format!("{} token: {reason}{hint}", scope.name()))
     }
 }
 

@@ -3,6 +3,7 @@
 //! so each wasm artifact is compiled once.
 
 mod cli;
+mod credentials;
 mod envoy;
 mod fluentbit;
 mod jco;

@@ -15,14 +15,53 @@ impl StandIns {
         if req.method != "POST" || !rest.ends_with("/oauth2/v2.0/token") || ![CONTOSO, FABRIKAM].contains(&tenant) {
             return self.refuse_entra(st, 400, "invalid_request", "AADSTS90002: Tenant not found.");
         }
-        if f("grant_type") != Some("client_credentials")
-            || f("client_id") != Some(DEMO_CLIENT_ID)
-            || f("client_secret") != Some(DEMO_CLIENT_SECRET)
-        {
-            return Answer::json(
-                401,
-                json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."}),
+        if f("grant_type") != Some("client_credentials") {
+            return self.refuse_entra(
+                st,
+                400,
+                "unsupported_grant_type",
+                "AADSTS70003: The app requested an unsupported grant type.",
             );
+        }
+        if f("client_id") != Some(DEMO_CLIENT_ID) {
+            return self.refuse_entra(
+                st,
+                400,
+                "unauthorized_client",
+                "AADSTS700016: Application with identifier was not found in the directory.",
+            );
+        }
+        match (f("client_secret"), f("client_assertion_type"), f("client_assertion")) {
+            (Some(secret), None, None) if secret == DEMO_CLIENT_SECRET => {}
+            (None, Some(callrecords::entra::JWT_BEARER), Some(jwt)) => {
+                let token_url = format!("{}/login/{rest}", self.base);
+                if let Err(refused) = self.check_assertion(st, jwt, DEMO_CLIENT_ID, &token_url) {
+                    st.counters.refused += 1;
+                    return refused;
+                }
+            }
+            (None, Some(_), _) => {
+                return self.refuse_entra(
+                    st,
+                    400,
+                    "invalid_request",
+                    "AADSTS50012: Client assertion type is not supported.",
+                );
+            }
+            (None, None, None) => {
+                return self.refuse_entra(
+                    st,
+                    401,
+                    "invalid_client",
+                    "AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+                );
+            }
+            _ => {
+                return Answer::json(
+                    401,
+                    json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided.", "error_codes": [7000215]}),
+                );
+            }
         }
         // Entra takes the Monitor resource with one slash or two before `.default` (the Azure SDKs,
         // Fluent Bit and Vector send one; Microsoft's Logs Ingestion docs show two).

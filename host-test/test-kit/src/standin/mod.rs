@@ -12,6 +12,7 @@
 //! | file | answers |
 //! |---|---|
 //! | `login.rs` | Entra ID's token endpoint |
+//! | `identity.rs` | client assertions (certificate, workload identity) as Entra checks them; the managed identity endpoints (IMDS, App Service) |
 //! | `graph.rs` | Microsoft Graph: callRecords and their pages, List, subscriptions |
 //! | `ingestion.rs` | Logs Ingestion, the Data Collector API, the forward input |
 //! | `faults.rs` | the seeded fault plan |
@@ -21,6 +22,7 @@
 mod faults;
 mod graph;
 mod http;
+mod identity;
 mod ingestion;
 mod latency;
 mod login;
@@ -28,6 +30,7 @@ mod login;
 pub use faults::Faults;
 use faults::{chance, unit};
 pub use http::{start_http, start_https};
+pub use identity::{EXCHANGE_AUDIENCE, Identities};
 use latency::Window;
 pub use latency::{Latency, THROTTLE_WINDOW};
 
@@ -100,6 +103,7 @@ struct State {
     dropped_columns: std::collections::BTreeSet<String>,
     throttle: HashMap<String, Window>,
     concurrent: u32,
+    identity: identity::IdentityState,
 }
 
 /// The stand-ins. Cheap to share (`Arc`).
@@ -108,6 +112,7 @@ pub struct StandIns {
     calls: HashMap<String, Call>,
     faults: Faults,
     latency: Latency,
+    identities: Identities,
     started: std::time::Instant,
     workspace: Option<PathBuf>,
     state: Mutex<State>,
@@ -138,6 +143,7 @@ impl StandIns {
             calls: HashMap::new(),
             faults: faults.clone(),
             latency: Latency::NONE,
+            identities: Identities::default(),
             started: std::time::Instant::now(),
             workspace,
             state: Mutex::new(State {
@@ -153,6 +159,7 @@ impl StandIns {
                 dropped_columns: Default::default(),
                 throttle: HashMap::new(),
                 concurrent: 0,
+                identity: Default::default(),
             }),
         };
         for (stem, v) in &files {
@@ -245,6 +252,22 @@ impl StandIns {
         self.state.lock().map(|s| s.subscriptions.values().cloned().collect()).unwrap_or_default()
     }
 
+    /// Register credentials on the demo app and its Azure resource (see [`Identities`]).
+    pub fn set_identities(&mut self, identities: Identities) {
+        self.identities = identities;
+    }
+
+    /// Client assertions accepted (`certificate`, `federated`) and managed identity tokens given
+    /// (`imds`, `app-service`), by kind.
+    pub fn identity_counts(&self) -> BTreeMap<&'static str, u32> {
+        self.state.lock().map(|s| s.identity.accepted.clone()).unwrap_or_default()
+    }
+
+    /// The client assertions the token endpoint accepted, as they were sent.
+    pub fn assertions(&self) -> Vec<String> {
+        self.state.lock().map(|s| s.identity.assertions.clone()).unwrap_or_default()
+    }
+
     /// Answer after these round-trip times (see [`Latency`]; [`Latency::NONE`] at first).
     pub fn set_latency(&mut self, latency: Latency) {
         self.latency = latency;
@@ -259,7 +282,9 @@ impl StandIns {
     pub fn answer(&self, req: &Request) -> Answer {
         let route = req.path.split('?').next().unwrap_or_default();
         let base_ms = match route {
-            r if r.starts_with("/login/") => self.latency.token_ms,
+            r if r.starts_with("/login/") || r == "/metadata/identity/oauth2/token" || r == "/msi/token" => {
+                self.latency.token_ms
+            }
             r if r.starts_with("/graph/v1.0/communications/callRecords/") => {
                 let rest = &r["/graph/v1.0/communications/callRecords/".len()..];
                 match rest.split('/').nth(1) {
@@ -296,6 +321,9 @@ impl StandIns {
         }
         if let Some(rest) = route.strip_prefix("/login/") {
             return self.token(&mut st, rest, req);
+        }
+        if route == "/metadata/identity/oauth2/token" || route == "/msi/token" {
+            return self.managed_identity(&mut st, &route, &path, req);
         }
         if route.starts_with("/graph/") {
             st.counters.graph += 1;
