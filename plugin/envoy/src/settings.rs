@@ -66,10 +66,10 @@ impl Settings {
         Ok(settings)
     }
 
-    /// Base URLs the pipeline will call: login, Graph and the sink (the Data Collector's default
-    /// per-workspace host is left to the call-time check).
+    /// Base URLs the pipeline will call: login (or the managed identity endpoint), Graph and the
+    /// sink (the Data Collector's default per-workspace host is left to the call-time check).
     fn upstreams(&self) -> Vec<String> {
-        let mut urls = vec![self.config.credentials.login_base_url.clone(), self.config.graph_url.clone()];
+        let mut urls = vec![self.config.credentials.token_service_url(), self.config.graph_url.clone()];
         match &self.config.sink {
             SinkConfig::LogsIngestion { endpoint, .. } => urls.push(endpoint.clone()),
             SinkConfig::Forward { url } => urls.push(url.clone()),

@@ -163,6 +163,17 @@ impl Credentials {
         }
     }
 
+    /// Where this credential's token requests go: the Entra ID base URL, or the managed identity
+    /// endpoint (for hosts that must name every upstream ahead, such as Envoy's clusters).
+    pub fn token_service_url(&self) -> String {
+        match &self.credential {
+            Credential::ManagedIdentity(m) => match &m.endpoint {
+                managed::Endpoint::Imds(url) | managed::Endpoint::AppService { url, .. } => url.clone(),
+            },
+            _ => self.login_base_url.clone(),
+        }
+    }
+
     /// `{login}/{tenant}/oauth2/v2.0/token`: where token requests go, and the `aud` of a client
     /// assertion.
     pub fn token_url(&self, tenant: &str) -> Result<String> {

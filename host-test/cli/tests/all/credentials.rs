@@ -52,6 +52,7 @@ fn identities() -> Identities {
         federated: Some((ISSUER.into(), SUBJECT.into(), read("other-rsa-public.der"))),
         identity_header: IDENTITY_HEADER.into(),
         user_assigned: vec![USER_ASSIGNED.into()],
+        login_origin: None,
     }
 }
 

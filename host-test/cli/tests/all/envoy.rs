@@ -43,6 +43,36 @@ fn rig_with(faults: Faults, config: &str) -> Rig {
     rig_at(faults, config, Latency::NONE)
 }
 
+/// A certificate credential inline in the plugin configuration (a proxy-wasm filter has no
+/// files): the filter signs the assertion with WASI `random_get`'s entropy, the stand-in checks it
+/// as Entra does, and the delivery lands.
+#[test]
+fn envoy_signs_in_with_an_inline_certificate() {
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../../plugin/tests/fixtures/credentials");
+    let read = |n: &str| std::fs::read(format!("{fixtures}/{n}")).unwrap();
+    let pem = String::from_utf8(read("app.pem")).unwrap();
+    let config = plugin_config(&[
+        ("CALLRECORDS_CLIENT_SECRET", ""),
+        ("CALLRECORDS_CREDENTIAL", "certificate"),
+        ("CALLRECORDS_CLIENT_CERTIFICATE", &pem),
+    ]);
+    let cert_pem = String::from_utf8(read("app-cert.pem")).unwrap();
+    let b64: String = cert_pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    use base64::Engine as _;
+    let der = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
+    let mut standins = StandIns::new("https://graph.test", &callrecords_dir(), None, Faults::default()).unwrap();
+    standins.set_identities(callrecords_test_kit::standin::Identities {
+        certificate: Some((der, read("app-rsa-public.der"))),
+        login_origin: Some("https://login.test".into()),
+        ..Default::default()
+    });
+    let mut r = rig_from(standins, &config, |_| None);
+    let ex = r.post("/notify", &delivery(vec![item(P2P, CONTOSO, DEMO_CLIENT_STATE)]));
+    assert_eq!(ex.status, 202, "{}", log_of(&ex));
+    assert_eq!(r.standins.identity_counts().get("certificate"), Some(&2));
+    assert_eq!(r.counts(), expected_rows(P2P));
+}
+
 fn rig_at(faults: Faults, config: &str, latency: Latency) -> Rig {
     rig_answering(faults, config, latency, |_| None)
 }
@@ -56,6 +86,15 @@ fn rig_answering(
 ) -> Rig {
     let mut standins = StandIns::new("https://graph.test", &callrecords_dir(), None, faults).expect("stand-ins");
     standins.set_latency(latency);
+    rig_from(standins, config, answer)
+}
+
+/// The filter in front of these stand-ins.
+fn rig_from(
+    standins: StandIns,
+    config: &str,
+    answer: impl Fn(&HttpCall) -> Option<Answer> + Send + Sync + 'static,
+) -> Rig {
     let standins = Arc::new(standins);
     let misrouted = Arc::new(Mutex::new(vec![]));
     let (s, m) = (standins.clone(), misrouted.clone());

@@ -42,6 +42,9 @@ pub struct Identities {
     pub identity_header: String,
     /// Client ids of the user-assigned identities attached to "this resource".
     pub user_assigned: Vec<String>,
+    /// The origin callers reach the token endpoint at, when not the stand-ins' base (behind a
+    /// proxy such as Envoy's clusters): a certificate assertion's `aud` names it.
+    pub login_origin: Option<String>,
 }
 
 /// Identity state the stand-ins keep.

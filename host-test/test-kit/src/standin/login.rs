@@ -34,7 +34,8 @@ impl StandIns {
         match (f("client_secret"), f("client_assertion_type"), f("client_assertion")) {
             (Some(secret), None, None) if secret == DEMO_CLIENT_SECRET => {}
             (None, Some(callrecords::entra::JWT_BEARER), Some(jwt)) => {
-                let token_url = format!("{}/login/{rest}", self.base);
+                let origin = self.identities.login_origin.as_deref().unwrap_or(&self.base);
+                let token_url = format!("{origin}/login/{rest}");
                 if let Err(refused) = self.check_assertion(st, jwt, DEMO_CLIENT_ID, &token_url) {
                     st.counters.refused += 1;
                     return refused;
