@@ -46,9 +46,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
     (CLIENT_SECRET, "Client secret (required with CREDENTIAL=secret; secret)"),
     (
         CLIENT_CERTIFICATE_PATH,
-        "CREDENTIAL=certificate: PEM file with the certificate and its RSA private key (the file is read, never printed)",
+        "CREDENTIAL=certificate: PKCS#12 (.pfx) or PEM file with the certificate and its RSA private key (read, never printed)",
     ),
     (CLIENT_CERTIFICATE, "CREDENTIAL=certificate: the PEM text itself, instead of a file (secret)"),
+    (CLIENT_CERTIFICATE_PASSWORD, "CREDENTIAL=certificate: the password of a PKCS#12 file (secret; default: none)"),
     (
         CLIENT_CERTIFICATE_ALGORITHM,
         "CREDENTIAL=certificate: the client assertion's signature, PS256 (default, with x5t#S256) or RS256 (with x5t)",
@@ -104,6 +105,7 @@ const CLIENT_SECRET: &str = "CALLRECORDS_CLIENT_SECRET";
 const CREDENTIAL: &str = "CALLRECORDS_CREDENTIAL";
 const CLIENT_CERTIFICATE_PATH: &str = certificate::PATH_SETTING;
 const CLIENT_CERTIFICATE: &str = certificate::INLINE_SETTING;
+const CLIENT_CERTIFICATE_PASSWORD: &str = certificate::PASSWORD_SETTING;
 const CLIENT_CERTIFICATE_ALGORITHM: &str = "CALLRECORDS_CLIENT_CERTIFICATE_ALGORITHM";
 const IMDS_URL: &str = "CALLRECORDS_IMDS_URL";
 
@@ -190,7 +192,8 @@ fn credentials<'a>(get: &dyn Fn(&str) -> Option<&'a str>) -> Result<Credentials>
                 Some("RS256") => Algorithm::Rs256,
                 Some(_) => return Err(Error::arg(format!("{CLIENT_CERTIFICATE_ALGORITHM} must be PS256 or RS256"))),
             };
-            let settings = CertificateSettings { source, algorithm };
+            let settings =
+                CertificateSettings { source, password: get(CLIENT_CERTIFICATE_PASSWORD).map(str::to_string), algorithm };
             (client_id("the app registration's application id")?, Credential::Certificate(settings))
         }
         "managed-identity" => {
@@ -430,6 +433,9 @@ impl Config {
                     certificate::Source::Inline(pem) => out.push((CLIENT_CERTIFICATE, secret(pem))),
                 }
                 out.push((CLIENT_CERTIFICATE_ALGORITHM, c.algorithm.name().into()));
+                if let Some(p) = &c.password {
+                    out.push((CLIENT_CERTIFICATE_PASSWORD, secret(p)));
+                }
             }
             Credential::ManagedIdentity(m) => {
                 match &m.endpoint {

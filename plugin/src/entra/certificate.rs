@@ -8,11 +8,12 @@
 //! - claims: `aud` = the token endpoint, `iss` = `sub` = the client id, a fresh `jti`, `nbf` and
 //!   `iat` = now, `exp` at most 10 minutes later.
 //!
-//! The key and certificate come from PEM: a file (`CALLRECORDS_CLIENT_CERTIFICATE_PATH`) or the
-//! text itself (`CALLRECORDS_CLIENT_CERTIFICATE`), holding `CERTIFICATE` and `PRIVATE KEY` or
-//! `RSA PRIVATE KEY` blocks. A PKCS#12 (.pfx) file and an encrypted key are recognised and refused
-//! with the command that converts them: decrypting them would add ~170 KB (PBES2, scrypt) to every
-//! artifact for a password that would sit in the same settings as the file.
+//! The key and certificate come from a file (`CALLRECORDS_CLIENT_CERTIFICATE_PATH`): PKCS#12
+//! (.pfx / .p12, with `CALLRECORDS_CLIENT_CERTIFICATE_PASSWORD`, see [`super::pkcs12`]) or PEM
+//! holding `CERTIFICATE` and `PRIVATE KEY` or `RSA PRIVATE KEY` blocks; or from the PEM text itself
+//! (`CALLRECORDS_CLIENT_CERTIFICATE`). The certificate used is the one whose public key is the
+//! private key's; it must be valid now. An encrypted PEM key is refused with the command that
+//! decrypts it (a PKCS#12 file is the way to keep a key encrypted at rest).
 
 use std::fmt;
 
@@ -27,7 +28,7 @@ use rsa::{PrivateKey, PublicKey};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use x509_cert::Certificate;
-use x509_cert::der::{DecodePem, Encode};
+use x509_cert::der::{Decode, DecodePem, Encode};
 
 use crate::error::{Error, Result};
 
@@ -35,6 +36,8 @@ use crate::error::{Error, Result};
 pub const PATH_SETTING: &str = "CALLRECORDS_CLIENT_CERTIFICATE_PATH";
 /// The setting holding the PEM text itself.
 pub const INLINE_SETTING: &str = "CALLRECORDS_CLIENT_CERTIFICATE";
+/// The password of a PKCS#12 file.
+pub const PASSWORD_SETTING: &str = "CALLRECORDS_CLIENT_CERTIFICATE_PASSWORD";
 /// How long an assertion is good for: Microsoft asks for "5-10 minutes after nbf at most".
 pub const ASSERTION_LIFETIME_SECONDS: u64 = 600;
 
@@ -69,8 +72,10 @@ pub enum Source {
 /// The certificate credential's settings. `Debug` shows the path, never a key or password.
 #[derive(Clone, PartialEq, Eq)]
 pub struct CertificateSettings {
-    /// PEM file or text.
+    /// PEM or PKCS#12 file, or PEM text.
     pub source: Source,
+    /// Password of a PKCS#12 file (a secret); none means the empty password.
+    pub password: Option<String>,
     /// PS256 (default) or RS256.
     pub algorithm: Algorithm,
 }
@@ -100,7 +105,8 @@ impl CertificateSettings {
             (Source::File(_), Some(b)) => b,
             (Source::File(p), None) => return Err(Error::arg(format!("{PATH_SETTING}: {p} was not read"))),
         };
-        SigningCertificate::from_pem(bytes, now_seconds).map_err(|why| Error::arg(format!("{}: {why}", self.setting())))
+        SigningCertificate::from_bytes(bytes, self.password.as_deref().unwrap_or_default(), now_seconds)
+            .map_err(|why| Error::arg(format!("{}: {why}", self.setting())))
     }
 }
 
@@ -110,7 +116,8 @@ impl fmt::Debug for CertificateSettings {
             Source::File(p) => format!("file {p}"),
             Source::Inline(_) => "inline PEM <redacted>".into(),
         };
-        write!(f, "{source}, {}", self.algorithm.name())
+        let password = if self.password.is_some() { ", password <redacted>" } else { "" };
+        write!(f, "{source}, {}{password}", self.algorithm.name())
     }
 }
 
@@ -132,18 +139,34 @@ impl fmt::Debug for SigningCertificate {
 }
 
 impl SigningCertificate {
-    /// Read PEM text: the first certificate whose public key is the private key's. The reasons
-    /// it gives never quote the PEM.
-    pub fn from_pem(bytes: &[u8], now_seconds: u64) -> std::result::Result<Self, String> {
-        if bytes.first() == Some(&0x30) {
-            return Err("this is a binary (DER or PKCS#12 .pfx) file; PEM is needed: `openssl pkcs12 -in cert.pfx -out cert.pem -nodes` converts a .pfx (keep the result as private as the .pfx)".into());
+    /// Read a PKCS#12 file (with `password`) or PEM text. The reasons it gives never quote the
+    /// material.
+    pub fn from_bytes(bytes: &[u8], password: &str, now_seconds: u64) -> std::result::Result<Self, String> {
+        if bytes.first() != Some(&0x30) {
+            return Self::from_pem(bytes, now_seconds);
         }
-        let text = std::str::from_utf8(bytes).map_err(|_| "not PEM text".to_string())?;
+        let contents = super::pkcs12::read(bytes, password)?;
+        let der = contents.key.ok_or("the PKCS#12 file holds no private key")?;
+        let key = PrivateKey::from_pkcs8_der(&der).map_err(|_| not_rsa())?;
+        let certificates = contents
+            .certificates
+            .iter()
+            .map(|c| {
+                Certificate::from_der(c).map_err(|_| "a certificate in the PKCS#12 file cannot be read".to_string())
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Self::pick(key, certificates, now_seconds)
+    }
+
+    /// Read PEM text: its key, and its certificates.
+    pub fn from_pem(bytes: &[u8], now_seconds: u64) -> std::result::Result<Self, String> {
+        let text = std::str::from_utf8(bytes).map_err(|_| "neither PEM text nor a PKCS#12 file".to_string())?;
         let mut key = None;
         let mut certificates = vec![];
         for (label, block) in pem_blocks(text) {
             match label {
-                "CERTIFICATE" => certificates.push(block),
+                "CERTIFICATE" => certificates
+                    .push(Certificate::from_pem(block).map_err(|_| "a CERTIFICATE block cannot be read".to_string())?),
                 "PRIVATE KEY" => key = Some(PrivateKey::from_pkcs8_pem(block).map_err(|_| not_rsa())?),
                 "RSA PRIVATE KEY" => {
                     key = Some(
@@ -152,20 +175,23 @@ impl SigningCertificate {
                     )
                 }
                 "ENCRYPTED PRIVATE KEY" => {
-                    return Err("the private key is encrypted, and a password beside it in the settings would protect nothing: decrypt it (`openssl pkcs8 -in key.pem -out plain.pem`) and protect the file (a Key Vault or Kubernetes secret mount, mode 0400)".into());
+                    return Err("the PEM private key is encrypted: decrypt it (`openssl pkcs8 -in key.pem -out plain.pem`) and protect the file, or give a PKCS#12 file and its password".into());
                 }
                 "EC PRIVATE KEY" => return Err(not_rsa()),
                 _ => {}
             }
         }
         let key = key.ok_or("no PRIVATE KEY block: the PEM needs the certificate's private key as well")?;
+        Self::pick(key, certificates, now_seconds)
+    }
+
+    /// The first certificate whose public key is `key`'s, checked to be valid at `now_seconds`.
+    fn pick(key: PrivateKey, certificates: Vec<Certificate>, now_seconds: u64) -> std::result::Result<Self, String> {
         if certificates.is_empty() {
-            return Err("no CERTIFICATE block: the PEM needs the certificate uploaded to the app registration".into());
+            return Err("no certificate: the file needs the certificate uploaded to the app registration".into());
         }
         let public = PublicKey::from(&key);
-        let mut seen_other = false;
-        for block in certificates {
-            let cert = Certificate::from_pem(block).map_err(|_| "a CERTIFICATE block cannot be read".to_string())?;
+        for cert in certificates {
             let spki = &cert.tbs_certificate().subject_public_key_info();
             let matches = spki
                 .to_der()
@@ -173,7 +199,6 @@ impl SigningCertificate {
                 .and_then(|der| PublicKey::from_public_key_der(&der).ok())
                 .is_some_and(|p| p == public);
             if !matches {
-                seen_other = true;
                 continue;
             }
             let validity = cert.tbs_certificate().validity();
@@ -191,8 +216,7 @@ impl SigningCertificate {
             let der = cert.to_der().map_err(|_| "the certificate cannot be encoded".to_string())?;
             return Ok(SigningCertificate { key, der, not_after });
         }
-        debug_assert!(seen_other);
-        Err("the private key does not belong to any CERTIFICATE in the PEM".into())
+        Err("the private key does not belong to any certificate in the file".into())
     }
 
     /// Base64url SHA-256 of the certificate's DER (`x5t#S256`).

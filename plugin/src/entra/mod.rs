@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `mod.rs` | the credential kinds, the client-credentials request (secret or client assertion), the answer |
 //! | [`certificate`] | a certificate credential: the PEM key and certificate, the signed client assertion (PS256 / RS256) |
+//! | [`pkcs12`] | a PKCS#12 (.pfx) file's key and certificates |
 //! | [`managed`] | managed identity: the Azure Instance Metadata Service and the App Service / Container Apps endpoint |
 //!
 //! Workload identity (AKS) needs no module of its own: the Kubernetes-issued token in
@@ -17,6 +18,7 @@
 
 pub mod certificate;
 pub mod managed;
+pub mod pkcs12;
 
 use std::fmt;
 

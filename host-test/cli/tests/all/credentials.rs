@@ -208,6 +208,34 @@ fn a_certificate_file_ships_the_window_and_entra_refuses_tampering_replay_and_ex
     assert_eq!(status, 200, "{answer}");
 }
 
+/// A .pfx as OpenSSL 3 (and Windows' AES export) writes it, with its password from the settings;
+/// the password never shows, and a wrong one is one error naming its setting.
+#[test]
+fn a_pkcs12_file_and_its_password_ship_the_window() {
+    let dir = temp_dir("credentials-pkcs12");
+    let s = standins(&dir.join("ws"));
+    let path = fixture("app.p12");
+    let settings = |password: &'static str| {
+        env_with(
+            s.base(),
+            &[
+                ("CALLRECORDS_CREDENTIAL", "certificate"),
+                ("CALLRECORDS_CLIENT_CERTIFICATE_PATH", path.to_str().unwrap()),
+                ("CALLRECORDS_CLIENT_CERTIFICATE_PASSWORD", password),
+            ],
+        )
+    };
+    let out = backfill(&settings("correct-horse"));
+    assert_shipped(&out, &s);
+    assert!(!out.stdout_text().contains("correct-horse") && !out.stderr_text().contains("correct-horse"));
+    assert_eq!(s.identity_counts().get("certificate"), Some(&2));
+    let out = backfill(&settings("battery-staple"));
+    assert_eq!(out.status.code(), Some(1));
+    let err = out.stderr_text();
+    assert!(err.contains("password is wrong") && err.contains("CALLRECORDS_CLIENT_CERTIFICATE_PASSWORD"), "{err}");
+    assert!(!err.contains("battery-staple"), "{err}");
+}
+
 #[test]
 fn an_unregistered_or_expired_certificate_is_one_error_naming_the_setting() {
     let dir = temp_dir("credentials-certificate-wrong");
@@ -372,7 +400,7 @@ fn serve_names_its_credential_and_ships_with_workload_identity() {
     let r = post(addr, "/notify", Some("application/json"), body.as_bytes());
     assert_eq!(r.status, 202, "{}\n{}", r.text(), read_lossy(&log));
     let started = std::time::Instant::now();
-    while s.accepted().get("TeamsCall_CL").is_none() {
+    while !s.accepted().contains_key("TeamsCall_CL") {
         assert!(started.elapsed().as_secs() < 60, "nothing landed in 60 s:\n{}", read_lossy(&log));
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
