@@ -13,6 +13,8 @@
 //!    `callrecords serve` keeps them, and without, as stock `wasmtime serve` does), a 200-session
 //!    call and a 10-notification POST; round trips and token requests per notification; a
 //!    backfill of 1,000 calls (calls/s, 429s provoked, tokens)
+//! 7. credentials (`CALLRECORDS_BENCH_ONLY=credentials`): what a certificate costs per token
+//!    request, natively and through the plugin component (file read through WASI included)
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -64,6 +66,7 @@ fn main() {
         Ok("storage") => return storage_mode(),
         Ok("flood") => return stalled_clients(),
         Ok("fluent-bit") => return real_fluent_bit(),
+        Ok("credentials") => return credentials(),
         _ => {}
     }
     // CALLRECORDS_BENCH_WASM=path.wasm measures another build of the component.
@@ -762,4 +765,74 @@ fn service_latency() -> (f64, f64, f64, usize) {
     lat.sort();
     let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1e3;
     (pct(0.50), pct(0.99), rate, rows)
+}
+
+/// What a certificate credential costs: reading the key (PEM, PKCS#12) and signing one assertion,
+/// natively; and from a fresh component instance to its first token request (the file read through
+/// the WASI preopen, parsed and signed), against a client secret's.
+fn credentials() {
+    use callrecords::entra::certificate::{Algorithm, SigningCertificate};
+    use callrecords_host::bindings::driver::{Action, Job};
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../plugin/tests/fixtures/credentials");
+    let pem = std::fs::read(format!("{dir}/app.pem")).unwrap();
+    let p12 = std::fs::read(format!("{dir}/app.p12")).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let mean_us = |n: u32, f: &mut dyn FnMut()| {
+        f();
+        let t = Instant::now();
+        for _ in 0..n {
+            f();
+        }
+        t.elapsed().as_secs_f64() * 1e6 / f64::from(n)
+    };
+    let pem_load = mean_us(200, &mut || {
+        black_box(SigningCertificate::from_bytes(&pem, "", now).unwrap());
+    });
+    let p12_load = mean_us(50, &mut || {
+        black_box(SigningCertificate::from_bytes(&p12, "correct-horse", now).unwrap());
+    });
+    let cert = SigningCertificate::from_bytes(&pem, "", now).unwrap();
+    let mut rng = {
+        use rand_chacha::rand_core::SeedableRng;
+        rand_chacha::ChaCha20Rng::from_seed([1; 32])
+    };
+    let aud = "https://login.microsoftonline.com/t/oauth2/v2.0/token";
+    let ps256 = mean_us(200, &mut || {
+        black_box(cert.assertion(Algorithm::Ps256, "c", aud, now, &mut rng));
+    });
+    let rs256 = mean_us(200, &mut || {
+        black_box(cert.assertion(Algorithm::Rs256, "c", aud, now, &mut rng));
+    });
+    let rt = Runtime::new(EMBEDDED_PLUGIN, callrecords_host::Limits::default(), false).expect("component loads");
+    let first_token = |extra: &[(&str, &str)]| -> f64 {
+        let mut env = callrecords_test_kit::demo::demo_env("https://stand-ins.test", "logs-ingestion");
+        env.retain(|(k, _)| k != "CALLRECORDS_CLIENT_SECRET");
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let mut once = || {
+            let mut i = rt.instance_for(&env).unwrap();
+            let driver = i.plugin.teams_sentinel_callrecords_driver();
+            let run = driver.run().call_start(&mut i.store, &env, &Job::Subscriptions, now * 1000).unwrap().unwrap();
+            match driver.run().call_next(&mut i.store, run, now * 1000).unwrap() {
+                Action::Send(s) => assert!(s.request.url.contains("oauth2")),
+                other => panic!("{other:?}"),
+            }
+        };
+        mean_us(50, &mut once) / 1e3
+    };
+    let pem_path = format!("{dir}/app.pem");
+    let p12_path = format!("{dir}/app.p12");
+    let secret = first_token(&[("CALLRECORDS_CLIENT_SECRET", "s")]);
+    let with_pem = first_token(&[("CALLRECORDS_CREDENTIAL", "certificate"), ("CALLRECORDS_CLIENT_CERTIFICATE_PATH", &pem_path)]);
+    let with_p12 = first_token(&[
+        ("CALLRECORDS_CREDENTIAL", "certificate"),
+        ("CALLRECORDS_CLIENT_CERTIFICATE_PATH", &p12_path),
+        ("CALLRECORDS_CLIENT_CERTIFICATE_PASSWORD", "correct-horse"),
+    ]);
+    println!("| figure | measured |");
+    println!("|---|---|");
+    println!("| native: read the PEM key and certificate | {pem_load:.0} µs |");
+    println!("| native: read the PKCS#12 file (its MAC key and 2 PBKDF2 keys, 2,048 rounds each) | {p12_load:.0} µs |");
+    println!("| native: sign one assertion, PS256 / RS256 (RSA-2048) | {ps256:.0} / {rs256:.0} µs |");
+    println!("| component, fresh instance → first token request: client secret | {secret:.2} ms |");
+    println!("| component, same with a certificate: PEM file / PKCS#12 file | {with_pem:.2} / {with_p12:.2} ms |");
 }
