@@ -822,7 +822,8 @@ fn credentials() {
     let pem_path = format!("{dir}/app.pem");
     let p12_path = format!("{dir}/app.p12");
     let secret = first_token(&[("CALLRECORDS_CLIENT_SECRET", "s")]);
-    let with_pem = first_token(&[("CALLRECORDS_CREDENTIAL", "certificate"), ("CALLRECORDS_CLIENT_CERTIFICATE_PATH", &pem_path)]);
+    let with_pem =
+        first_token(&[("CALLRECORDS_CREDENTIAL", "certificate"), ("CALLRECORDS_CLIENT_CERTIFICATE_PATH", &pem_path)]);
     let with_p12 = first_token(&[
         ("CALLRECORDS_CREDENTIAL", "certificate"),
         ("CALLRECORDS_CLIENT_CERTIFICATE_PATH", &p12_path),
