@@ -369,3 +369,30 @@ fn a_managed_identity_has_no_tokens_for_other_tenants() {
     };
     assert!(error.contains(other) && error.contains("own tenant"), "{error}");
 }
+
+/// IMDS answers 404 and then 410 while it is updating: the token request is repeated after a
+/// backoff, and the run goes on once IMDS answers.
+#[test]
+fn imds_updating_is_waited_out() {
+    let mut run =
+        run_with(&[("CALLRECORDS_CREDENTIAL", "managed-identity"), ("CALLRECORDS_RETRY_BASE_MS", "100")], false);
+    let mut now = NOW;
+    let next_send = |run: &mut Run, now: &mut u64| loop {
+        match run.next(*now) {
+            Action::Send { id, request, .. } => return (id, request),
+            Action::Wait(ms) => *now += u64::from(ms),
+            other => panic!("{other:?}"),
+        }
+    };
+    for status in [404, 410] {
+        let (id, req) = next_send(&mut run, &mut now);
+        assert!(req.url.contains("/metadata/identity/oauth2/token"), "{}", req.url);
+        run.respond(id, status, &[], b"{}", now).unwrap();
+    }
+    let (id, req) = next_send(&mut run, &mut now);
+    assert!(req.url.contains("/metadata/identity/oauth2/token"), "{}", req.url);
+    run.respond(id, 200, &[], br#"{"access_token":"tok","expires_in":"86399","token_type":"Bearer"}"#, now).unwrap();
+    let (_, list) = next_send(&mut run, &mut now);
+    assert!(list.url.contains("/subscriptions"), "{}", list.url);
+    assert!(now - NOW >= 300, "backoff of 100 then 200 ms, waited {} ms", now - NOW);
+}

@@ -93,6 +93,13 @@ impl ManagedIdentity {
         }
     }
 
+    /// Whether an answer with `status` is worth repeating. Besides 429 and 5xx (as for every
+    /// service), IMDS answers 404 and 410 while it is updating (Microsoft: retry with backoff, a
+    /// 410 for up to 70 s).
+    pub fn retryable(&self, status: u16) -> bool {
+        matches!(self.endpoint, Endpoint::Imds(_)) && matches!(status, 404 | 410)
+    }
+
     /// The token request for `scope`.
     pub fn token_request(&self, scope: Scope) -> Result<OutgoingRequest> {
         let mut query = form_urlencoded::Serializer::new(String::new());

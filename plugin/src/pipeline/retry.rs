@@ -1,5 +1,6 @@
 //! What a failed answer leads to. A 401 gets a new token once (`token.rs`); a 413 splits the batch
-//! (`ship.rs`); a retryable failure (408, 429, 5xx, no answer: see [`crate::http::check_response`])
+//! (`ship.rs`); a retryable failure (408, 429, 5xx, no answer: see [`crate::http::check_response`];
+//! and IMDS's 404 / 410 while it updates)
 //! is repeated after the service's `Retry-After` (which holds back the whole service:
 //! `ratelimit.rs`), or else a backoff doubling from
 //! `CALLRECORDS_RETRY_BASE_MS`, at most a minute and never past a webhook's deadline; anything else,
@@ -37,7 +38,12 @@ impl Run {
             return;
         }
         let limit = if self.deadline.is_some() { MAX_ATTEMPTS } else { MAX_ATTEMPTS_UNBOUNDED };
-        if e.retryable && pending.attempt + 1 < limit {
+        let retryable = e.retryable
+            || matches!(
+                (&pending.step, &self.config.credentials.credential),
+                (Step::Token { .. }, crate::entra::Credential::ManagedIdentity(m)) if m.retryable(e.status)
+            );
+        if retryable && pending.attempt + 1 < limit {
             let backoff = u64::from(self.config.retry_base_ms) << pending.attempt.min(16);
             let wait = e.retry_after_seconds.map_or(backoff, |s| u64::from(s) * 1000).min(MAX_BACKOFF_MS);
             if self.deadline.is_some_and(|d| now + wait >= d) {
