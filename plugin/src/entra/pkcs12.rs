@@ -2,8 +2,8 @@
 //! MAC checked with the password (the one way to tell a wrong password from a damaged file), then
 //! each SafeContents (plain or PBES2-encrypted) searched for the certificates and the private key.
 //!
-//! PBES2 (PBKDF2 with AES-CBC) is what OpenSSL 3, Windows' "AES256-SHA256" export and current Azure
-//! tooling write. The legacy PKCS#12 schemes (3DES or RC2 with SHA-1) are refused with the command
+//! PBES2 (PBKDF2 with AES-CBC) is what OpenSSL 3 and Windows' "AES256-SHA256" export write. The
+//! legacy PKCS#12 schemes (3DES or RC2 with SHA-1) are refused with the command
 //! that rewrites the file. The structures and the MAC key's KDF come from the `pkcs12` and `cms`
 //! crates; PBES2 (RFC 8018 §6.2) is `pbkdf2` then `aes` in `cbc` mode with PKCS#7 padding.
 
