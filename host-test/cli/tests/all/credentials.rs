@@ -80,22 +80,29 @@ fn env_with(base: &str, credential: &[(&str, &str)]) -> Vec<(String, String)> {
     env
 }
 
-/// `callrecords backfill` over the sample window with exactly `env` (nothing inherited), with a
-/// checkpoint of its own.
-fn backfill(env: &[(String, String)]) -> Output {
-    static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let checkpoint = temp_dir(&format!("credentials-checkpoint-{n}")).join("cp.json");
+/// The built `callrecords` with `args` and exactly `env` as its settings: no `CALLRECORDS_*` or
+/// Azure-set variable of this process is inherited.
+fn callrecords_with(args: &[&str], env: &[(String, String)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_callrecords"));
-    cmd.args(["backfill", "--since", WINDOW.0, "--until", WINDOW.1, "--window-hours", "24", "--checkpoint"])
-        .arg(&checkpoint)
-        .stdin(Stdio::null());
+    cmd.args(args);
     for (k, _) in std::env::vars() {
         if k.starts_with("CALLRECORDS_") || callrecords::config::AZURE_VARIABLES.contains(&k.as_str()) {
             cmd.env_remove(k);
         }
     }
     cmd.envs(env.iter().map(|(k, v)| (k, v)));
+    cmd
+}
+
+/// `callrecords backfill` over the sample window with exactly `env` (nothing inherited), with a
+/// checkpoint of its own.
+fn backfill(env: &[(String, String)]) -> Output {
+    static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let checkpoint = temp_dir(&format!("credentials-checkpoint-{n}")).join("cp.json");
+    let mut cmd =
+        callrecords_with(&["backfill", "--since", WINDOW.0, "--until", WINDOW.1, "--window-hours", "24"], env);
+    cmd.arg("--checkpoint").arg(&checkpoint).stdin(Stdio::null());
     cmd.output().expect("run callrecords")
 }
 
@@ -386,14 +393,11 @@ fn serve_names_its_credential_and_ships_with_workload_identity() {
     let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let log = dir.join("serve.log");
     let out = std::fs::File::create(&log).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_callrecords"));
-    cmd.args(["serve", "--listen", &addr.to_string(), "--workspace", dir.join("ws").to_str().unwrap()]);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("CALLRECORDS_") || callrecords::config::AZURE_VARIABLES.contains(&k.as_str()) {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.envs(env.iter().map(|(k, v)| (k, v))).stdin(Stdio::null()).stdout(out.try_clone().unwrap()).stderr(out);
+    let mut cmd = callrecords_with(
+        &["serve", "--listen", &addr.to_string(), "--workspace", dir.join("ws").to_str().unwrap()],
+        &env,
+    );
+    cmd.stdin(Stdio::null()).stdout(out.try_clone().unwrap()).stderr(out);
     let mut child = ChildGuard(cmd.spawn().expect("spawn callrecords serve"));
     wait_for_port(addr, &mut child, std::time::Duration::from_secs(120), &log);
     let body = delivery(vec![item(P2P, CONTOSO, DEMO_CLIENT_STATE)]).to_string();
@@ -424,14 +428,9 @@ fn serve_refuses_to_start_with_an_unusable_certificate() {
             ("CALLRECORDS_CLIENT_CERTIFICATE_PATH", missing.to_str().unwrap()),
         ],
     );
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_callrecords"));
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--workspace", dir.join("ws").to_str().unwrap()]);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("CALLRECORDS_") || callrecords::config::AZURE_VARIABLES.contains(&k.as_str()) {
-            cmd.env_remove(k);
-        }
-    }
-    let out = cmd.envs(env.iter().map(|(k, v)| (k, v))).stdin(Stdio::null()).output().unwrap();
+    let mut cmd =
+        callrecords_with(&["serve", "--listen", "127.0.0.1:0", "--workspace", dir.join("ws").to_str().unwrap()], &env);
+    let out = cmd.stdin(Stdio::null()).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", out.stdout_text());
     let err = out.stderr_text();
     assert!(err.contains("CALLRECORDS_CLIENT_CERTIFICATE_PATH") && err.contains("not found"), "{err}");
