@@ -364,6 +364,7 @@ impl wit::driver::GuestRun for Run {
             J::Unsubscribe(id) => pipeline::Job::Unsubscribe(id),
             J::Accept(r) => pipeline::Job::Accept(r.into()),
             J::Keep(margin_minutes) => pipeline::Job::Keep { margin_minutes },
+            J::Pstn(p) => pipeline::Job::Pstn { since: p.since, until: p.until, skip: p.skip },
             J::Sweep(s) => pipeline::Job::Sweep { since: s.since, until: s.until },
             J::DrainQueue(o) => pipeline::Job::DrainQueue { max_calls: o.max_calls, lease_seconds: o.lease_seconds },
             J::StorageQueue(o) => pipeline::Job::StorageQueue { peek: o.peek_dead, requeue: o.requeue_dead },

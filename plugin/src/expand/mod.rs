@@ -10,9 +10,11 @@
 //! | `expand/record.rs` | the callRecord as Graph sends it, read leniently |
 //! | `expand/identity.rs` | which identity of a set or endpoint a row names |
 //! | `expand/rows.rs` | one leg, stream or participant row |
+//! | [`pstn`] | a PSTN or Direct Routing log entry into a `TeamsPstnCall_CL` / `TeamsDirectRoutingCall_CL` row, with its dedup key |
 //! | `expand/seed.rs` | [`seed_row`]: the 2020 setup's `TEAMSGraphCallRecords_CL` row |
 
 mod identity;
+pub mod pstn;
 mod record;
 mod rows;
 mod seed;

@@ -4,9 +4,11 @@
 //! | file | rules |
 //! |---|---|
 //! | `graph/mod.rs` | callRecord, participants_v2, next-page and List callRecords requests; merging pages |
+//! | [`pstn`] | the PSTN and Direct Routing call logs: `getPstnCalls`, `getDirectRoutingCalls`, their 90-day ranges and throttle |
 //! | [`subscriptions`] | subscriptions to `/communications/callRecords`: create, list, renew, reauthorize, delete |
 //! | [`webhook`] | the change-notification endpoint: validation handshake, deliveries, lifecycle events |
 
+pub mod pstn;
 pub mod subscriptions;
 pub mod webhook;
 

@@ -116,9 +116,15 @@ impl Run {
 
     pub(super) fn progress_now(&self, completed_until: Option<String>) -> Progress {
         let b = self.backfill.as_ref();
+        // A poll counts its (range, log) chains as windows.
+        let (done, total) = match (b, &self.poll) {
+            (Some(b), _) => (b.current as u32, b.windows.len() as u32),
+            (None, Some(p)) => p.done_total(),
+            (None, None) => (0, 0),
+        };
         Progress {
-            windows_done: b.map_or(0, |b| b.current as u32),
-            windows_total: b.map_or(0, |b| b.windows.len() as u32),
+            windows_done: done,
+            windows_total: total,
             completed_until,
             calls_listed: self.report.calls_done + self.report.failed_count + self.fetches.len() as u32,
             calls_done: self.report.calls_done,

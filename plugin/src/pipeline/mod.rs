@@ -1,5 +1,5 @@
 //! The pipeline as a sans-IO state machine: webhook → token → callRecord + every page → expand →
-//! batch → ingestion → the answer for Graph; plus backfill and subscription jobs.
+//! batch → ingestion → the answer for Graph; plus backfill, PSTN log poll and subscription jobs.
 //!
 //! A host owns the IO. It loops on [`Run::next`]: it starts sending each [`Action::Send`] request
 //! and asks again at once, so that many requests are in flight; it feeds each answer back by the
@@ -22,11 +22,13 @@
 //! | `pipeline/ship.rs` | rows into batches and ingestion requests (Logs Ingestion, Data Collector, forward) |
 //! | `pipeline/webhook.rs` | the webhook job: notifications to fetch, lifecycle events to act on, resyncs |
 //! | `pipeline/backfill.rs` | the backfill job: windows, List callRecords pages, progress |
+//! | `pipeline/pstn.rs` | the PSTN and Direct Routing poll: 90-day ranges, log pages, rows deduplicated by key |
 //! | `pipeline/queue.rs` | queue mode: the webhook edge that only accepts, the workers' drain job, and what a failed call leads to (retry, dead letter) |
 //! | `pipeline/subscriptions.rs` | subscription jobs and lifecycle actions: create, renew, reauthorize, list, delete |
 
 mod backfill;
 mod fetch;
+mod pstn;
 pub mod queue;
 mod ratelimit;
 mod retry;
@@ -51,6 +53,8 @@ use crate::values::Instant;
 pub use backfill::MAX_BACKFILL_DAYS;
 use backfill::{Backfill, backfill_windows};
 use fetch::Fetch;
+pub use pstn::PollReport;
+use pstn::{Poll, poll_windows};
 pub use ratelimit::GRAPH_RATE_LIMIT;
 use step::{Pending, Step};
 pub use storage::StorageReport;
@@ -78,6 +82,16 @@ pub enum Job {
         /// Window length.
         window_hours: u32,
         /// Calls a previous run of this backfill shipped already (its checkpoint): not fetched again.
+        skip: Vec<String>,
+    },
+    /// Ship every PSTN and Direct Routing log row of calls that started in `[since, until)`,
+    /// except those an earlier poll shipped (see `pstn.rs`).
+    Pstn {
+        /// ISO 8601 start.
+        since: String,
+        /// ISO 8601 end; empty = now.
+        until: String,
+        /// Row keys an earlier poll shipped (its checkpoint): not shipped again.
         skip: Vec<String>,
     },
     /// Create the callRecords subscription.
@@ -293,6 +307,9 @@ pub struct Report {
     /// Queue mode on an Azure Storage queue: what was put, read and settled.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub storage: Option<StorageReport>,
+    /// A PSTN log poll: what it read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logs: Option<PollReport>,
 }
 
 impl Report {
@@ -324,6 +341,7 @@ impl Report {
             outcomes: vec![],
             listed: vec![],
             storage: None,
+            logs: None,
         }
     }
 
@@ -389,6 +407,8 @@ pub struct Run {
     /// Their size.
     unshipped_bytes: usize,
     backfill: Option<Backfill>,
+    /// A PSTN log poll.
+    poll: Option<Poll>,
     renew_margin_ms: u64,
     /// A webhook job that only lists what it accepts ([`Job::Accept`]).
     accept_only: bool,
@@ -422,6 +442,8 @@ pub struct Run {
 enum JobKind {
     Webhook,
     Backfill,
+    /// A PSTN log poll: ships as it goes, like a backfill.
+    Poll,
     Drain,
     Other,
 }
@@ -434,6 +456,7 @@ impl Run {
             Job::Webhook(_) | Job::Accept(_) => JobKind::Webhook,
             Job::Backfill { .. } | Job::Sweep { .. } => JobKind::Backfill,
             Job::Drain(_) | Job::DrainQueue { .. } => JobKind::Drain,
+            Job::Pstn { .. } => JobKind::Poll,
             _ => JobKind::Other,
         };
         let deadline = (job_kind == JobKind::Webhook).then(|| now + u64::from(config.deadline_ms));
@@ -459,6 +482,7 @@ impl Run {
             unshipped_since: None,
             unshipped_bytes: 0,
             backfill: None,
+            poll: None,
             renew_margin_ms: 0,
             accept_only: false,
             sweep_only: false,
@@ -508,6 +532,10 @@ impl Run {
                 run.backfill = Some(backfill_windows(&since, &until, window_hours, skip, now)?);
                 run.queue.push_back(Pending::new(Step::ListPage { link: None }));
             }
+            Job::Pstn { since, until, skip } => {
+                let poll = poll_windows(&since, &until, skip, now)?;
+                run.start_poll(poll);
+            }
             Job::Subscribe => {
                 subscription_urls(&run.config)?;
                 run.queue.push_back(Pending::new(Step::Subscription(SubscriptionStep::Create { tenant: own })));
@@ -551,6 +579,7 @@ impl Run {
         }
         loop {
             self.list_ahead();
+            self.poll_ahead();
             let renew_wait = self.renew_leases(now);
             if self.finished {
                 return Action::Done(Box::new(self.report.clone()));
@@ -747,6 +776,9 @@ impl Run {
         self.finished = true;
         if let Some(b) = &self.backfill {
             self.report.skipped = b.skipped;
+        }
+        if let Some(p) = &self.poll {
+            self.report.logs = Some(p.report.clone());
         }
         // A Storage turn that settled has its outcomes already.
         if self.job_kind == JobKind::Drain && !self.storage.as_ref().is_some_and(|d| d.settling()) {

@@ -6,10 +6,11 @@
 //! deadline, fails). The window is counted with a second of margin, because requests sent inside
 //! one 20-s window reach Graph spread by network jitter. A `Retry-After` on one answer holds back
 //! every request to the same service (the tenant's Graph, or the ingestion endpoint), not only
-//! the one that got it.
+//! the one that got it. The PSTN and Direct Routing logs have their own limits (`graph/pstn.rs`).
 
 use super::Run;
 use super::step::Step;
+use crate::graph::pstn::{PSTN_COLLECTION_RATE_LIMIT, PSTN_RATE_LIMIT};
 
 /// Graph's throttle for callRecords: 40 requests per 20 s per call record, and for List.
 pub const GRAPH_RATE_LIMIT: (usize, u64) = (40, 20_000);
@@ -33,6 +34,11 @@ impl Step {
                     (format!("tenant/{own_tenant}"), GRAPH_TENANT_RATE_LIMIT),
                 ]
             }
+            // The PSTN call records limits: 200 per 60 s per app per tenant, 50 per 60 s per collection.
+            Step::LogPage { log, .. } => vec![
+                (format!("logs/{own_tenant}"), PSTN_RATE_LIMIT),
+                (format!("logs/{own_tenant}/{}", log.function()), PSTN_COLLECTION_RATE_LIMIT),
+            ],
             _ => vec![],
         }
     }
@@ -42,6 +48,8 @@ impl Step {
         match self {
             Step::Call(call) => Some(format!("graph/{}", call.tenant())),
             Step::ListPage { .. } => Some(format!("graph/{own_tenant}")),
+            // The logs have limits of their own: a 429 there says nothing about callRecords.
+            Step::LogPage { .. } => Some(format!("graph-logs/{own_tenant}")),
             Step::Subscription(s) => Some(format!("graph/{}", s.tenant().unwrap_or(own_tenant))),
             Step::Ship { .. } => Some("ingestion".into()),
             Step::Token { tenant, .. } => Some(format!("login/{tenant}")),

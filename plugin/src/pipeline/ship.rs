@@ -72,7 +72,9 @@ impl Run {
             return false;
         }
         let waited = self.unshipped_since.is_some_and(|t| now >= t + FLUSH_AFTER_MS);
-        !self.fetching() || self.unshipped_bytes >= FLUSH_AT_BYTES || (self.job_kind == JobKind::Backfill && waited)
+        !self.fetching()
+            || self.unshipped_bytes >= FLUSH_AT_BYTES
+            || (matches!(self.job_kind, JobKind::Backfill | JobKind::Poll) && waited)
     }
 
     /// Queue a request for every batch of the rows expanded so far: one flush.
@@ -194,7 +196,7 @@ impl Run {
         if !s.refused && (self.job_kind != JobKind::Drain || self.drained_id_shipped(&key.id)) {
             self.newly_shipped.push(key.id.clone());
             // A backfill's checkpoint and a queue's entries move as calls are shipped.
-            if matches!(self.job_kind, JobKind::Backfill | JobKind::Drain) {
+            if matches!(self.job_kind, JobKind::Backfill | JobKind::Poll | JobKind::Drain) {
                 self.progress = Some(self.progress_now(None));
             }
         }
@@ -238,7 +240,7 @@ impl Run {
         *self.report.rows.entry(table.to_string()).or_default() += rows as u64;
         self.report.ingestion_requests += 1;
         self.report.ingestion_bytes += sent_bytes as u64;
-        if self.job_kind == JobKind::Backfill {
+        if matches!(self.job_kind, JobKind::Backfill | JobKind::Poll) {
             self.progress = Some(self.progress_now(None));
         }
         self.batch_settled(flush, table, true);

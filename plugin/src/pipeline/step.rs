@@ -7,6 +7,7 @@ use super::fetch::CallStep;
 use super::storage::StorageStep;
 use super::subscriptions::SubscriptionStep;
 use crate::entra::Scope;
+use crate::graph::pstn::PstnLog;
 use crate::http::OutgoingRequest;
 
 /// One request to make.
@@ -18,6 +19,8 @@ pub(super) enum Step {
     Call(CallStep),
     /// A page of List callRecords (`backfill.rs`).
     ListPage { link: Option<String> },
+    /// A page of the PSTN or Direct Routing log, of the poll's range `window` (`pstn.rs`).
+    LogPage { log: PstnLog, window: usize, link: Option<String> },
     /// A batch of rows for the sink (`ship.rs`), of the flush `flush` (which calls it holds rows of).
     Ship { table: &'static str, rows: Vec<String>, body: Vec<u8>, flush: u64 },
     /// A subscription request (`subscriptions.rs`).
@@ -71,6 +74,7 @@ impl Run {
             Step::Token { scope, tenant } => self.token_request(*scope, tenant, now),
             Step::Call(call) => self.call_request(call),
             Step::ListPage { link } => self.list_page_request(link.as_deref()),
+            Step::LogPage { log, window, link } => self.log_page_request(*log, *window, link.as_deref()),
             Step::Ship { table, body, .. } => self.ship_request(table, body, now),
             Step::Subscription(s) => self.subscription_request(s, now),
             Step::Storage(s) => self.storage_request(s, now),
@@ -83,6 +87,7 @@ impl Run {
             Step::Token { scope, tenant } => self.on_token(scope, tenant, body, now),
             Step::Call(call) => self.on_call_page(call, body, now),
             Step::ListPage { .. } => self.on_list_page(body),
+            Step::LogPage { log, window, link } => self.on_log_page(log, window, link, body, now),
             Step::Ship { table, rows, flush, .. } => self.on_shipped(table, rows.len(), sent_bytes, flush),
             Step::Subscription(s) => self.on_subscription(s, body, now),
             Step::Storage(s) => self.on_storage(s, &[], body, now),
@@ -97,6 +102,7 @@ impl Run {
             }
             Step::Call(call) => self.call_step_failed(call, reason, why, now),
             Step::ListPage { .. } => self.fatal(format!("List callRecords: {reason}")),
+            Step::LogPage { log, .. } => self.log_failed(log, reason, why.status()),
             Step::Ship { table, rows, flush, .. } => {
                 self.ship_failed(rows.len(), format!("{table}: {reason}"));
                 self.batch_settled(flush, table, false);

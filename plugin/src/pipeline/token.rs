@@ -38,7 +38,7 @@ impl Step {
             Step::Token { .. } => None,
             Step::Call(call) => Some((Scope::Graph, call.tenant().to_string())),
             Step::Subscription(s) => Some((Scope::Graph, s.tenant().unwrap_or(own_tenant).to_string())),
-            Step::ListPage { .. } => Some((Scope::Graph, own())),
+            Step::ListPage { .. } | Step::LogPage { .. } => Some((Scope::Graph, own())),
             Step::Ship { .. } => matches!(sink, SinkConfig::LogsIngestion { .. }).then(|| (Scope::Monitor, own())),
             Step::Storage(_) => queue.is_some_and(QueueTarget::needs_token).then(|| (Scope::Storage, own())),
         }

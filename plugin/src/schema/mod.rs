@@ -5,7 +5,7 @@
 //! | file | what |
 //! |---|---|
 //! | `schema/mod.rs` | column types, Azure Monitor's column-name rules, the `table!` macro, [`tables_json`] |
-//! | `schema/tables.rs` | the tables themselves: [`CALL`], [`LEG`], [`STREAM`], [`PARTICIPANT`], [`SEED`] |
+//! | `schema/tables.rs` | the tables themselves: [`CALL`], [`LEG`], [`STREAM`], [`PARTICIPANT`], [`PSTN_CALL`], [`DIRECT_ROUTING_CALL`], [`SEED`] |
 
 use serde::Serialize;
 
@@ -138,7 +138,10 @@ macro_rules! table {
 
 mod tables;
 
-pub use tables::{CALL, CallRow, LEG, LegRow, PARTICIPANT, ParticipantRow, SEED, STREAM, SeedRow, StreamRow, TABLES};
+pub use tables::{
+    CALL, CallRow, DIRECT_ROUTING_CALL, DirectRoutingCallRow, LEG, LegRow, PARTICIPANT, PSTN_CALL, ParticipantRow,
+    PstnCallRow, SEED, STREAM, SeedRow, StreamRow, TABLES,
+};
 
 /// The schema as one JSON document: `{"version": 1, "tables": [...]}`.
 pub fn tables_json() -> String {

@@ -150,6 +150,66 @@ table! {
 }
 
 table! {
+    /// One row per PSTN call log entry (Graph `getPstnCalls`: Calling Plans and Operator Connect).
+    PstnCallRow<'a>, PSTN_CALL = "TeamsPstnCall_CL", "One row per PSTN call (Graph getPstnCalls, pstnCallLogRow): who dialled which number, for how long, at what charge." {
+        time_generated "TimeGenerated": datetime = "When the call started (UTC).",
+        id "Id": string = "pstnCallLogRow id: unique per row, the key rows are deduplicated by.",
+        call_id "CallId": string = "Call identifier (not guaranteed unique; not a callRecord id).",
+        conference_id "ConferenceId": string = "Audio conference id, for conference calls.",
+        user_id "UserId": string = "Calling user's Entra object id (empty for bot call types ucap_in, ucap_out).",
+        upn "UserPrincipalName": string = "User principal name of the user.",
+        user_display_name "UserDisplayName": string = "Display name of the user.",
+        start_time "StartDateTime": datetime = "Call start.",
+        end_time "EndDateTime": datetime = "Call end.",
+        duration_seconds "DurationSeconds": long = "How long the call was connected, in seconds.",
+        call_type "CallType": string = "Call type and direction as Graph names it (user_in, user_out, conf_out, emergency_out, ucap_in, ...).",
+        direction "Direction": string = "inbound or outbound, from CallType's _in / _out suffix; empty when it has neither.",
+        caller_number "CallerNumber": string = "Number of the calling party (E.164).",
+        callee_number "CalleeNumber": string = "Number dialled (E.164).",
+        charge "Charge": real = "Amount charged for the call, in Currency (Graph's decimal; 0 when included in a plan).",
+        connection_charge "ConnectionCharge": real = "Connection fee, in Currency.",
+        currency "Currency": string = "ISO 4217 currency of Charge and ConnectionCharge.",
+        destination_context "DestinationContext": string = "Domestic or International, from the user's location.",
+        destination_name "DestinationName": string = "Country or region dialled.",
+        usage_country_code "UsageCountryCode": string = "ISO 3166-1 alpha-2 country of the user.",
+        tenant_country_code "TenantCountryCode": string = "ISO 3166-1 alpha-2 country of the tenant.",
+        license_capability "LicenseCapability": string = "License used for the call (MCOPSTNU, MCOPSTN1, ...).",
+        inventory_type "InventoryType": string = "User's number type (Subscriber, Service, toll-free, ...).",
+        operator "Operator": string = "Telecommunications operator: Microsoft, or an Operator Connect operator.",
+        call_duration_source "CallDurationSource": string = "Who measured the duration: microsoft or operator.",
+    }
+}
+
+table! {
+    /// One row per Direct Routing call log entry (Graph `getDirectRoutingCalls`).
+    DirectRoutingCallRow<'a>, DIRECT_ROUTING_CALL = "TeamsDirectRoutingCall_CL", "One row per Direct Routing call attempt (Graph getDirectRoutingCalls, directRoutingLogRow): trunk, numbers, SIP outcome." {
+        time_generated "TimeGenerated": datetime = "When the call started (UTC); for failed calls this can be the invite or failure time.",
+        id "Id": string = "directRoutingLogRow id: unique per row, the key rows are deduplicated by.",
+        correlation_id "CorrelationId": string = "Identifier to give Microsoft Support.",
+        user_id "UserId": string = "Calling user's Entra object id (empty for bot call types).",
+        upn "UserPrincipalName": string = "User principal name of the user.",
+        user_display_name "UserDisplayName": string = "Display name of the user.",
+        start_time "StartDateTime": datetime = "Call start.",
+        invite_time "InviteDateTime": datetime = "When the initial INVITE was sent.",
+        failure_time "FailureDateTime": datetime = "When a failed call failed; null for established calls (Graph sends 0001-01-01).",
+        end_time "EndDateTime": datetime = "When an established call ended; null for failed calls.",
+        duration_seconds "DurationSeconds": long = "Duration of the call in seconds.",
+        call_type "CallType": string = "Call type and direction as Graph names it (ByotIn, ByotOut, ByotOutUserForwarding, ...).",
+        direction "Direction": string = "inbound or outbound, from CallType (ByotIn... / ByotOut...); empty otherwise.",
+        successful_call "SuccessfulCall": boolean = "The call was established (else it was an attempt).",
+        caller_number "CallerNumber": string = "Number of the calling party (E.164, may carry other data).",
+        callee_number "CalleeNumber": string = "Number of the called party (E.164, may carry other data).",
+        media_path_location "MediaPathLocation": string = "Datacenter of the media path (non-bypass calls).",
+        signaling_location "SignalingLocation": string = "Datacenter used for signalling.",
+        final_sip_code "FinalSipCode": long = "Final SIP response code (RFC 3261).",
+        call_end_sub_reason "CallEndSubReason": long = "Microsoft's subcode for the outcome.",
+        final_sip_code_phrase "FinalSipCodePhrase": string = "Description of the SIP code and subcode.",
+        trunk_fqdn "TrunkFullyQualifiedDomainName": string = "FQDN of the session border controller (the trunk).",
+        media_bypass_enabled "MediaBypassEnabled": boolean = "The trunk was enabled for media bypass.",
+    }
+}
+
+table! {
     /// The 2020 seed's shape, for migrations.
     SeedRow<'a>, SEED = "TEAMSGraphCallRecords_CL", "Seed-compatible: one row per callRecord as the 2020 Data Collector setup wrote it (nested values flattened with _, arrays as JSON strings); post it with Log-Type TEAMSGraphCallRecords; the Data Collector API adds the _CL and type suffixes." {
         id "id": string = "callRecord id (id_s).",
@@ -170,5 +230,5 @@ table! {
     }
 }
 
-/// Every table, typed ones first, the seed-compatible one last.
-pub const TABLES: &[Table] = &[CALL, LEG, STREAM, PARTICIPANT, SEED];
+/// Every table: the callRecord tables, the PSTN and Direct Routing logs, the seed-compatible one last.
+pub const TABLES: &[Table] = &[CALL, LEG, STREAM, PARTICIPANT, PSTN_CALL, DIRECT_ROUTING_CALL, SEED];
