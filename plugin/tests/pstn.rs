@@ -280,7 +280,7 @@ impl Logs {
 fn pstn_entry(n: usize, start_ms: u64) -> Value {
     json!({
         "id": format!("00000000-0000-4000-8000-{n:012}"), "callId": format!("{n}@sbc"),
-        "userId": "d9b4e1a2-6f3c-4c8e-9a7b-2e1f0d3c4b5a", "userPrincipalName": "marek.dvorak@contoso.com",
+        "userId": "d1777154-3be3-566d-8c21-3239d04ecb7f", "userPrincipalName": "marek.dvorak@contoso.com",
         "startDateTime": iso(start_ms), "endDateTime": iso(start_ms + 60_000), "duration": 60,
         "charge": 0.25, "connectionCharge": 0.0, "currency": "EUR", "callType": "user_out",
         "callerNumber": "+4930555000", "calleeNumber": format!("+4989555{n:04}"),

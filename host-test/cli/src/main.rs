@@ -151,6 +151,17 @@ enum Command {
         /// not shipped (notifications that never arrived); 0 turns it off.
         #[arg(long, default_value_t = 60)]
         sweep_minutes: u64,
+        /// Poll the PSTN and Direct Routing logs (no notifications exist for them) at start and
+        /// this often; 0 turns it off.
+        #[arg(long, default_value_t = 60)]
+        pstn_minutes: u64,
+        /// Each PSTN poll reads calls that started within this many hours (overlapping polls; rows
+        /// shipped before are skipped).
+        #[arg(long, default_value_t = 48)]
+        pstn_hours: u64,
+        /// The PSTN poll's checkpoint (default: <workspace>/pstn.checkpoint.json).
+        #[arg(long)]
+        pstn_checkpoint: Option<PathBuf>,
         #[command(flatten)]
         queue: QueueArgs,
     },
@@ -230,6 +241,20 @@ enum Command {
         window_hours: u32,
         /// Checkpoint file: a rerun with the same window resumes after the last finished window.
         #[arg(long, default_value = "backfill.checkpoint.json")]
+        checkpoint: PathBuf,
+    },
+    /// Ship the PSTN and Direct Routing call logs (Graph's getPstnCalls and getDirectRoutingCalls)
+    /// of calls that started since a time; rows a poll shipped before (the checkpoint) are not
+    /// shipped again. `serve` runs this every hour over the last 48 hours.
+    Pstn {
+        /// ISO 8601 start, or a span back from now: 48h, 7d.
+        #[arg(long)]
+        since: String,
+        /// ISO 8601 end (default: now).
+        #[arg(long)]
+        until: Option<String>,
+        /// Checkpoint file: the keys of the rows shipped (shared with `serve`'s poll).
+        #[arg(long, default_value = "workspace/pstn.checkpoint.json")]
         checkpoint: PathBuf,
     },
     /// Write the Sentinel deployment templates generated from the schema: tables.json, dcr.json and
@@ -346,11 +371,34 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 .map_err(|e| e.to_string())?;
             out(&header)?;
         }
-        Command::Serve { listen, examples, workspace, inline, keep_minutes, sweep_minutes, queue } => {
+        Command::Serve {
+            listen,
+            examples,
+            workspace,
+            inline,
+            keep_minutes,
+            sweep_minutes,
+            pstn_minutes,
+            pstn_hours,
+            pstn_checkpoint,
+            queue,
+        } => {
             let examples = find_examples(&examples)?;
             let (path, workers) = queue.resolve(&workspace);
             let queue = (!inline).then_some(path);
-            let opts = serve::Options { listen, examples, workspace, queue, workers, keep_minutes, sweep_minutes };
+            let pstn_checkpoint = pstn_checkpoint.unwrap_or_else(|| workspace.join("pstn.checkpoint.json"));
+            let opts = serve::Options {
+                listen,
+                examples,
+                workspace,
+                queue,
+                workers,
+                keep_minutes,
+                sweep_minutes,
+                pstn_minutes,
+                pstn_hours,
+                pstn_checkpoint,
+            };
             serve::run(opts)?;
         }
         Command::Work { queue, workspace } => {
@@ -483,6 +531,19 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 return Err(e);
             }
         }
+        Command::Pstn { since, until, checkpoint } => {
+            let rt = Runtime::embedded().map_err(|e| e.to_string())?;
+            let env = serve::process_env();
+            let now = (jobs::now_ms() / 1000) as i64;
+            let since = since_arg(&since, now)?;
+            let until = until.unwrap_or_else(|| iso_secs(now));
+            let net = transport::Network::new()?;
+            let s = serve::pstn_poll(&rt, &env, &since, &until, &checkpoint, &net, std::io::stderr().is_terminal())?;
+            out(&s.line)?;
+            if let Some(e) = s.error {
+                return Err(e);
+            }
+        }
         Command::Schema => {
             let rt = Runtime::embedded().map_err(|e| e.to_string())?;
             out(&rt.tables_json().map_err(|e| e.to_string())?)?;
@@ -495,6 +556,23 @@ fn run(command: Command) -> Result<ExitCode, String> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn iso_secs(secs: i64) -> String {
+    callrecords::values::format_timestamp(callrecords::values::Instant { secs, ticks: 0 })
+}
+
+/// `--since`: an ISO 8601 time, or a span back from `now` (`48h`, `7d`).
+fn since_arg(since: &str, now: i64) -> Result<String, String> {
+    let s = since.trim();
+    let span = |unit: char, secs: i64| s.strip_suffix(unit).and_then(|n| n.parse::<i64>().ok()).map(|n| n * secs);
+    if let Some(back) = span('h', 3600).or_else(|| span('d', 86_400)).filter(|b| *b > 0) {
+        return Ok(iso_secs(now - back));
+    }
+    match callrecords::values::parse_timestamp(s) {
+        Some(_) => Ok(s.to_string()),
+        None => Err(format!("--since {since}: give an ISO 8601 time (2026-11-20T00:00:00Z) or a span (48h, 7d)")),
+    }
 }
 
 fn check(wasm: &Path, out: &mut dyn FnMut(&str) -> Result<(), String>) -> Result<ExitCode, String> {

@@ -72,6 +72,12 @@ pub struct Options {
     pub keep_minutes: u64,
     /// Queue mode: run a reconciliation sweep this often (0: never).
     pub sweep_minutes: u64,
+    /// Poll the PSTN and Direct Routing logs this often (0: never).
+    pub pstn_minutes: u64,
+    /// Each poll reads calls that started within this many hours.
+    pub pstn_hours: u64,
+    /// The poll's checkpoint (keys of the rows shipped).
+    pub pstn_checkpoint: PathBuf,
 }
 
 /// The keeper renews the subscription once it expires within this many minutes (a day: Graph's
@@ -186,6 +192,14 @@ pub fn run(opts: Options) -> Result<(), String> {
         banner.push(format!("  accepted rows are appended to {}/<Table>.ndjson", opts.workspace.display()));
         banner.push(format!("  demo clientState: {}", DEMO_CLIENT_STATE));
     }
+    if opts.pstn_minutes > 0 {
+        banner.push(format!(
+            "PSTN and Direct Routing logs: polled now and every {} min over the last {} h (checkpoint {})",
+            opts.pstn_minutes,
+            opts.pstn_hours,
+            opts.pstn_checkpoint.display()
+        ));
+    }
     banner.push(format!("credential: {credential}"));
     banner.push("settings in effect:".into());
     for (k, v) in &settings {
@@ -227,6 +241,12 @@ pub fn run(opts: Options) -> Result<(), String> {
                 }
             }
         });
+    }
+    if opts.pstn_minutes > 0 {
+        let (rt, env) = (rt.clone(), env.clone());
+        let (every, hours, checkpoint) =
+            (std::time::Duration::from_secs(opts.pstn_minutes * 60), opts.pstn_hours, opts.pstn_checkpoint.clone());
+        std::thread::spawn(move || pstn_poller(&rt, &env, every, hours, &checkpoint));
     }
     if let Some(queue) = queue {
         return run_queue_mode(rt, env, queue, opts.workers, metrics, &tokio, listener);
@@ -432,6 +452,68 @@ pub fn work(queue: &Path, mut workers: WorkerOptions) -> Result<(), String> {
     }
     say!("stopped");
     Ok(())
+}
+
+/// One poll's outcome as a line, and its error.
+pub struct PollLine {
+    /// `pstn 2026-… .. 2026-…: …`.
+    pub line: String,
+    /// Why not every row was shipped.
+    pub error: Option<String>,
+}
+
+/// Poll the PSTN and Direct Routing logs for calls that started in `[since, until)` with the
+/// checkpoint at `checkpoint` (its folder created); a progress bar on stderr when `bar`.
+pub fn pstn_poll(
+    rt: &Runtime,
+    env: &[(String, String)],
+    since: &str,
+    until: &str,
+    checkpoint: &Path,
+    transport: &dyn Transport,
+    bar: bool,
+) -> Result<PollLine, String> {
+    if let Some(dir) = checkpoint.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    }
+    let s = jobs::pstn_poll(rt, &env.to_vec(), since, until, checkpoint, transport, bar)?;
+    let listed = |k: &str| s.listed.get(k).copied().unwrap_or(0);
+    let line = format!(
+        "pstn {since} .. {until}: {} PSTN and {} Direct Routing rows listed, {} shipped, {} shipped before \
+         ({} range{}, {} pages, {} bytes, {} retries)",
+        listed("pstn"),
+        listed("directRouting"),
+        s.shipped,
+        s.skipped,
+        s.windows,
+        if s.windows == 1 { "" } else { "s" },
+        s.pages,
+        s.bytes,
+        s.retries
+    );
+    Ok(PollLine { line, error: s.error })
+}
+
+/// `serve`'s PSTN poller: now, then every `every`, over the last `hours`.
+fn pstn_poller(rt: &Runtime, env: &[(String, String)], every: std::time::Duration, hours: u64, checkpoint: &Path) {
+    let net = match Network::new() {
+        Ok(n) => n,
+        Err(e) => return say!("pstn: cannot start: {e}"),
+    };
+    loop {
+        let until = (jobs::now_ms() / 1000) as i64;
+        let since = until - hours as i64 * 3600;
+        match pstn_poll(rt, env, &iso(since), &iso(until), checkpoint, &net, false) {
+            Ok(p) => {
+                say!("{}", p.line);
+                if let Some(e) = p.error {
+                    say!("pstn: {e}");
+                }
+            }
+            Err(e) => say!("pstn: {e}"),
+        }
+        std::thread::sleep(every);
+    }
 }
 
 fn background_backfill(rt: &Runtime, env: &[(String, String)], since: String, until: String) {

@@ -284,3 +284,113 @@ fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<(), String> {
         .and_then(|_| std::fs::rename(&tmp, path))
         .map_err(|e| format!("cannot save the checkpoint {}: {e}", path.display()))
 }
+
+/// What a PSTN log poll keeps between runs (`callrecords pstn`, and `serve`'s hourly poll): the
+/// keys of the rows it shipped (`{log}:{id}@{start}`), so that the overlapping windows of later
+/// polls ship each row once.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PollCheckpoint {
+    /// The end of the last poll that read both logs to their end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub polled_until: Option<String>,
+    /// Keys of the rows shipped, sorted.
+    #[serde(default)]
+    pub shipped: Vec<String>,
+}
+
+impl PollCheckpoint {
+    /// Keys of rows that started before `since` (a poll never lists them again) are forgotten.
+    fn forget_before(&mut self, since: &str) {
+        let Some(since) = callrecords::values::parse_timestamp(since) else { return };
+        self.shipped.retain(|k| {
+            let start = k.rsplit_once('@').and_then(|(_, s)| callrecords::values::parse_timestamp(s));
+            start.is_none_or(|s| s >= since)
+        });
+    }
+}
+
+/// Totals of a PSTN log poll.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PollSummary {
+    /// Rows listed per log (`pstn`, `directRouting`).
+    pub listed: std::collections::BTreeMap<String, u64>,
+    /// Rows shipped by this poll.
+    pub shipped: u64,
+    /// Rows earlier polls had shipped (the checkpoint).
+    pub skipped: u64,
+    /// Ranges of at most 90 days read.
+    pub windows: u32,
+    /// Pages read.
+    pub pages: u32,
+    /// Bytes sent to ingestion.
+    pub bytes: u64,
+    /// Retries.
+    pub retries: u32,
+    /// Why not everything worked.
+    pub error: Option<String>,
+}
+
+/// Ship the PSTN and Direct Routing log rows of calls that started in `[since, until)`, skipping
+/// the keys of `checkpoint` and adding each shipped row's key to it as soon as it was accepted
+/// (the file is rewritten after every progress). With `bar`, a progress bar on stderr.
+pub fn pstn_poll(
+    rt: &Runtime,
+    env: &Vec<(String, String)>,
+    since: &str,
+    until: &str,
+    checkpoint: &std::path::Path,
+    transport: &dyn Transport,
+    bar: bool,
+) -> Result<PollSummary, String> {
+    let mut cp: PollCheckpoint = match std::fs::read(checkpoint) {
+        Ok(b) => serde_json::from_slice(&b).map_err(|e| {
+            format!("{}: not a PSTN poll checkpoint ({e}); move it away to start afresh", checkpoint.display())
+        })?,
+        Err(_) => PollCheckpoint::default(),
+    };
+    cp.forget_before(since);
+    let job = Job::Pstn(crate::bindings::driver::PstnPoll {
+        since: since.into(),
+        until: until.into(),
+        skip: cp.shipped.clone(),
+    });
+    let pb = if bar { indicatif::ProgressBar::new(0) } else { indicatif::ProgressBar::hidden() };
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} log ranges {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut save_error = None;
+    let result = rt.run_job(env, &job, transport, &mut |p| {
+        pb.set_length(u64::from(p.windows_total));
+        pb.set_position(u64::from(p.windows_done));
+        pb.set_message(format!("{} rows shipped", p.rows));
+        if !p.shipped.is_empty() {
+            cp.shipped.extend(p.shipped.iter().cloned());
+            match write_atomic(checkpoint, &serde_json::to_vec(&cp).unwrap_or_default()) {
+                Ok(()) => save_error = None,
+                Err(e) => save_error = Some(e),
+            }
+        }
+    });
+    pb.finish_and_clear();
+    let r = result.map_err(|e| e.to_string())?;
+    let logs = &r.detail["logs"];
+    let n = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
+    let summary = PollSummary {
+        listed: logs["listed"].as_object().into_iter().flatten().map(|(k, v)| (k.clone(), n(v))).collect(),
+        shipped: r.report.rows,
+        skipped: n(&logs["skipped"]),
+        windows: n(&logs["windows"]) as u32,
+        pages: n(&logs["pages"]) as u32,
+        bytes: n(&r.detail["ingestion_bytes"]),
+        retries: r.report.retries,
+        error: r.report.error.or(save_error),
+    };
+    if summary.error.is_none() {
+        cp.polled_until = Some(until.to_string());
+    }
+    cp.shipped.sort();
+    cp.shipped.dedup();
+    write_atomic(checkpoint, &serde_json::to_vec_pretty(&cp).unwrap_or_default())?;
+    Ok(summary)
+}

@@ -9,6 +9,7 @@ mod fluentbit;
 mod jco;
 mod jobs_cli;
 mod properties;
+mod pstn;
 mod queue;
 mod real_fluent_bit;
 mod sandbox;

@@ -1,5 +1,6 @@
 //! The Microsoft Graph stand-in: callRecords by id with Graph's paging (sessions 60, participants_v2
-//! 130 per answer, `@odata.nextLink`), List by `startDateTime`, and subscriptions.
+//! 130 per answer, `@odata.nextLink`), List by `startDateTime`, subscriptions, and the PSTN logs
+//! (`logs.rs`).
 
 use super::*;
 
@@ -57,6 +58,14 @@ impl StandIns {
         };
         if rest.is_empty() {
             return self.list(st, &params);
+        }
+        for log in callrecords::graph::pstn::PstnLog::ALL {
+            if let Some(call) = rest.strip_prefix('/').filter(|r| r.starts_with(&format!("{}(", log.function()))) {
+                let auth = header(&req.headers, "authorization").unwrap_or_default();
+                let tenant = auth.split('.').nth(2).unwrap_or_default().to_string();
+                let skip = params.get("$skip").and_then(|s| s.parse().ok()).unwrap_or(0);
+                return self.logs(st, log, call, &tenant, skip);
+            }
         }
         let parts: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
         let Some(call) = self.calls.get(parts[0]) else {

@@ -79,7 +79,11 @@ pub(super) struct Window(VecDeque<u64>);
 impl Window {
     /// Count a request at `now` if it fits under `limit`; otherwise the seconds until it would.
     pub(super) fn admit(&mut self, now: u64, limit: usize) -> Result<(), u32> {
-        let window = THROTTLE_WINDOW.as_millis() as u64;
+        self.admit_in(now, limit, THROTTLE_WINDOW.as_millis() as u64)
+    }
+
+    /// [`Window::admit`] over a window of `window` ms.
+    pub(super) fn admit_in(&mut self, now: u64, limit: usize, window: u64) -> Result<(), u32> {
         while self.0.front().is_some_and(|t| now.saturating_sub(*t) >= window) {
             self.0.pop_front();
         }

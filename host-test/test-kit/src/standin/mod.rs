@@ -14,6 +14,7 @@
 //! | `login.rs` | Entra ID's token endpoint |
 //! | `identity.rs` | client assertions (certificate, workload identity) as Entra checks them; the managed identity endpoints (IMDS, App Service) |
 //! | `graph.rs` | Microsoft Graph: callRecords and their pages, List, subscriptions |
+//! | `logs.rs` | Graph's PSTN and Direct Routing logs (`getPstnCalls`, `getDirectRoutingCalls`) and their limits |
 //! | `ingestion.rs` | Logs Ingestion, the Data Collector API, the forward input |
 //! | `faults.rs` | the seeded fault plan |
 //! | `latency.rs` | cloud round-trip times and Graph's per-tenant throttle |
@@ -26,6 +27,7 @@ mod identity;
 mod ingestion;
 mod latency;
 mod login;
+mod logs;
 
 pub use faults::Faults;
 use faults::{chance, unit};
@@ -115,6 +117,8 @@ pub struct StandIns {
     identities: Identities,
     started: std::time::Instant,
     workspace: Option<PathBuf>,
+    /// The PSTN and Direct Routing log rows (`logs.rs`).
+    logs: BTreeMap<callrecords::graph::pstn::PstnLog, Vec<Value>>,
     state: Mutex<State>,
 }
 
@@ -146,6 +150,7 @@ impl StandIns {
             identities: Identities::default(),
             started: std::time::Instant::now(),
             workspace,
+            logs: callrecords::graph::pstn::PstnLog::ALL.into_iter().map(|l| (l, vec![])).collect(),
             state: Mutex::new(State {
                 rng: faults.seed.max(1),
                 tokens: HashMap::new(),
@@ -162,6 +167,10 @@ impl StandIns {
                 identity: Default::default(),
             }),
         };
+        if let Some(dir) = callrecords.parent().map(|p| p.join("pstn")) {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            s.logs = logs::sample_logs(&dir, now as i64)?;
+        }
         for (stem, v) in &files {
             if v.get("value").is_some() || v.get("id").is_none() {
                 continue;
