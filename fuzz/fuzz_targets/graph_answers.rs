@@ -11,7 +11,8 @@
 //! answer gives a non-empty token, and a request carries it exactly when it is a valid header
 //! value; a next link is followed only under the Graph base URL, as it is; a List page pairs each id
 //! with its version, and only ids make requests; a merge keeps every session and participant of
-//! every page and drops the link.
+//! every page and drops the link; a PSTN or Direct Routing log page gives rows with exactly their
+//! table's columns, each keyed `{log}:…@…`, or an error naming the function.
 
 #![no_main]
 
@@ -37,6 +38,7 @@ fuzz_target!(|data: &[u8]| {
     token(status, body);
     next_link(&text);
     list_page(&text);
+    log_pages(&text);
     if let Ok((subs, _)) = graph::subscriptions::parse_subscription_page(&text) {
         subs.iter().for_each(|s| _ = s.is_call_records());
     }
@@ -159,5 +161,24 @@ fn merge(text: &str) {
             }
         }
         Err(e) => assert!(matches!(e, Error::InvalidJson(_)), "{e:?}"),
+    }
+}
+
+fn log_pages(text: &str) {
+    use callrecords::graph::pstn::PstnLog;
+    for log in PstnLog::ALL {
+        match callrecords::expand::pstn::log_page(log, text) {
+            Ok(page) => {
+                let columns: Vec<&str> = log.table().columns.iter().map(|c| c.name).collect();
+                for r in page.rows {
+                    assert!(r.key.starts_with(&format!("{}:", log.name())) && r.key.contains('@'), "{}", r.key);
+                    let row: serde_json::Map<String, Value> = serde_json::from_str(&r.row).expect("a row is an object");
+                    assert_eq!(row.keys().count(), columns.len());
+                    assert!(columns.iter().all(|c| row.contains_key(*c)));
+                }
+                assert!(page.next_link.as_deref() != Some(""));
+            }
+            Err(e) => assert!(e.to_string().contains(log.function()), "{e}"),
+        }
     }
 }
