@@ -15,6 +15,9 @@
 //!    backfill of 1,000 calls (calls/s, 429s provoked, tokens)
 //! 7. credentials (`CALLRECORDS_BENCH_ONLY=credentials`): what a certificate costs per token
 //!    request, natively and through the plugin component (file read through WASI included)
+//! 8. the PSTN poll (`CALLRECORDS_BENCH_ONLY=pstn`): 48 hours of a busy tenant's PSTN and Direct
+//!    Routing logs through the plugin component's driver at cloud latency, with Graph's PSTN
+//!    limits enforced by the stand-in; then the next hourly poll, where every row is known
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -67,6 +70,7 @@ fn main() {
         Ok("flood") => return stalled_clients(),
         Ok("fluent-bit") => return real_fluent_bit(),
         Ok("credentials") => return credentials(),
+        Ok("pstn") => return pstn_poll(),
         _ => {}
     }
     // CALLRECORDS_BENCH_WASM=path.wasm measures another build of the component.
@@ -141,6 +145,91 @@ fn main() {
     storage_mode();
     stalled_clients();
     real_fluent_bit();
+    pstn_poll();
+}
+
+/// 48 hours of logs (60,000 PSTN rows, 5,000 Direct Routing rows: 65 pages) polled through the
+/// plugin component at cloud latency, then polled again an hour later with the checkpoint's keys.
+fn pstn_poll() {
+    use callrecords_host::bindings::driver::{Job, PstnPoll};
+    const PSTN: usize = 60_000;
+    const DR: usize = 5_000;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/graph/callrecords");
+    let base = "https://stand-ins.pstn";
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let iso = |secs: i64| callrecords::values::format_timestamp(callrecords::values::Instant { secs, ticks: 0 });
+    let since = now - 48 * 3600;
+    let row = |n: usize, start: i64, dr: bool| {
+        let mut v = serde_json::json!({
+            "id": format!("{:08x}-0000-4000-8000-{n:012}", u32::from(dr)), "startDateTime": iso(start),
+            "endDateTime": iso(start + 95), "duration": 95, "callType": if dr { "ByotOut" } else { "user_out" },
+            "callerNumber": "+493055500101", "calleeNumber": format!("+4989555{:05}", n % 100_000),
+            "userId": "394bbf1c-cdaa-59bf-9983-4820be1ca69a", "userPrincipalName": "aiko.tanaka@contoso.com",
+            "userDisplayName": "Aiko Tanaka",
+        });
+        if dr {
+            v["successfulCall"] = true.into();
+            v["finalSipCode"] = 0.into();
+            v["trunkFullyQualifiedDomainName"] = "sbc1.contoso.com".into();
+        } else {
+            v["charge"] = 0.07.into();
+            v["currency"] = "EUR".into();
+            v["destinationContext"] = "Domestic".into();
+            v["destinationName"] = "Germany".into();
+        }
+        v
+    };
+    let span = 47 * 3600;
+    let pstn: Vec<serde_json::Value> =
+        (0..PSTN).map(|n| row(n, since + 60 + (n as i64 * span) / PSTN as i64, false)).collect();
+    let dr: Vec<serde_json::Value> =
+        (0..DR).map(|n| row(n, since + 60 + (n as i64 * span) / DR as i64, true)).collect();
+    let mut standins = StandIns::new(base, &dir, None, Faults::default()).expect("stand-ins");
+    standins.set_logs(pstn, dr);
+    standins.set_latency(Latency::CLOUD);
+    let standins = Arc::new(standins);
+    let rt = Runtime::embedded().expect("plugin component");
+    let env = callrecords_test_kit::demo::demo_env(base, "logs-ingestion");
+    let job =
+        |since: i64, until: i64, skip: Vec<String>| Job::Pstn(PstnPoll { since: iso(since), until: iso(until), skip });
+
+    let mut keys = vec![];
+    let started = Instant::now();
+    let r = rt
+        .run_job(&env, &job(since, now, vec![]), &standins, &mut |p| keys.extend(p.shipped.iter().cloned()))
+        .expect("the poll runs");
+    let secs = started.elapsed().as_secs_f64();
+    assert!(r.report.ok, "poll: {:?}", r.report.error);
+    let c = standins.counters();
+    let landed: usize = standins.accepted().values().map(Vec::len).sum();
+    assert_eq!(landed, PSTN + DR, "every row landed once");
+    assert_eq!(keys.len(), PSTN + DR);
+    let pages = r.detail["logs"]["pages"].as_u64().unwrap_or(0);
+    let bytes = r.detail["ingestion_bytes"].as_u64().unwrap_or(0);
+
+    // The next hourly poll: the same 48 hours moved by an hour, every row known.
+    let started = Instant::now();
+    let again =
+        rt.run_job(&env, &job(since + 3600, now + 3600, keys), &standins, &mut |_| {}).expect("the re-poll runs");
+    let again_secs = started.elapsed().as_secs_f64();
+    assert!(again.report.ok, "re-poll: {:?}", again.report.error);
+    let skipped = again.detail["logs"]["skipped"].as_u64().unwrap_or(0);
+    let landed_after: usize = standins.accepted().values().map(Vec::len).sum();
+
+    println!();
+    println!("| PSTN poll at cloud latency ({PSTN} PSTN + {DR} Direct Routing rows over 48 h) | measured |");
+    println!("|---|---|");
+    println!(
+        "| first poll: rows shipped, time | {} rows in {secs:.1} s ({:.0} rows/s) |",
+        r.report.rows,
+        r.report.rows as f64 / secs
+    );
+    println!("| pages read, Graph 429s provoked, token requests | {pages}, {}, {} |", c.throttled, c.tokens);
+    println!("| bytes sent to ingestion (gzip) | {bytes} ({:.0} bytes/row) |", bytes as f64 / r.report.rows as f64);
+    println!(
+        "| next hourly poll: rows listed again and skipped, rows shipped, time | {skipped}, {}, {again_secs:.1} s |",
+        landed_after - landed
+    );
 }
 
 /// Records per second through a real Fluent Bit (`FLUENT_BIT`, else ../shared/tools/fluent-bit)
