@@ -540,6 +540,15 @@ fn run(command: Command) -> Result<ExitCode, String> {
             let net = transport::Network::new()?;
             let s = serve::pstn_poll(&rt, &env, &since, &until, &checkpoint, &net, std::io::stderr().is_terminal())?;
             out(&s.line)?;
+            // Rows shipped from more than 2 days back: Logs Ingestion will not time them by the call.
+            let logs_ingestion = callrecords::config::Config::from_env(&env)
+                .is_ok_and(|c| matches!(c.sink, callrecords::config::SinkConfig::LogsIngestion { .. }));
+            if let Some(note) = callrecords::monitor::time_generated_note(&since, now)
+                && logs_ingestion
+                && s.shipped > 0
+            {
+                eprintln!("{note}");
+            }
             if let Some(e) = s.error {
                 return Err(e);
             }

@@ -460,6 +460,8 @@ pub struct PollLine {
     pub line: String,
     /// Why not every row was shipped.
     pub error: Option<String>,
+    /// Rows shipped.
+    pub shipped: u64,
 }
 
 /// Poll the PSTN and Direct Routing logs for calls that started in `[since, until)` with the
@@ -491,7 +493,7 @@ pub fn pstn_poll(
         s.bytes,
         s.retries
     );
-    Ok(PollLine { line, error: s.error })
+    Ok(PollLine { line, error: s.error, shipped: s.shipped })
 }
 
 /// `serve`'s PSTN poller: now, then every `every`, over the last `hours`.

@@ -25,7 +25,8 @@ pub fn time_generated_note(since: &str, now_secs: i64) -> Option<String> {
         format!(
             "note: Logs Ingestion stores a TimeGenerated older than {} days as the time the row arrives, so calls \
              from before then get today's TimeGenerated; the TeamsCalls parser times each leg by its start \
-             (LegStart), and on the tables themselves filter by StartDateTime",
+             (LegStart), TeamsPstnCalls each log row by its StartDateTime, and on the tables themselves \
+             filter by StartDateTime",
             TIME_GENERATED_MAX_AGE_SECS / 86_400
         )
     })

@@ -93,6 +93,8 @@ fn polls_over_overlapping_windows_ship_each_row_once_at_cloud_latency() {
     assert!(out.status.success(), "{}{}", out.stdout_text(), out.stderr_text());
     let line = out.stdout_text();
     assert!(line.contains(": 2301 PSTN and 40 Direct Routing rows listed, 1 shipped, 2340 shipped before"), "{line}");
+    // Rows from more than 2 days back: the note on Logs Ingestion's TimeGenerated.
+    assert!(out.stderr_text().contains("TeamsPstnCalls each log row by its StartDateTime"), "{}", out.stderr_text());
     let accepted = s.accepted();
     assert_eq!(accepted["TeamsPstnCall_CL"].len(), 2_301);
     assert!(ids(&accepted["TeamsPstnCall_CL"]).contains("00000000-0000-4000-8000-000000009999"));
