@@ -1,9 +1,11 @@
-//! The Sentinel sample data: synthetic calls with planted attacks, expanded into rows per table by
-//! the real expansion (`callrecords sentinel-sample-data` writes them under
-//! `examples/sentinel/sample-data/`; a test keeps the committed copies equal to what this module
+//! The Sentinel sample data: synthetic calls and PSTN / Direct Routing call log entries with planted
+//! attacks, turned into rows per table by the real expansion (`callrecords::expand::expand`,
+//! `seed_row`, `expand::pstn::log_row`; `callrecords sentinel-sample-data` writes them under
+//! `examples/sentinel/sample-data/`, and a test keeps the committed copies equal to what this module
 //! generates). The deployment templates are Azure rules and are generated in the core
 //! (`callrecords::monitor::templates`).
 
+use callrecords::graph::pstn::PstnLog;
 use callrecords::monitor::templates::Generated;
 use callrecords::schema;
 use serde_json::{Value, json};
@@ -23,18 +25,46 @@ pub const ATTACK_DAY: &str = "2026-11-16";
 const ATTACK_DAY_EPOCH: i64 = 1_794_787_200; // 2026-11-16T00:00:00Z
 const DAY: i64 = 86_400;
 
-/// One planted call: what it is and which hunting queries should find it.
+/// One planted call or PSTN log row: what it is and which hunting queries and analytic rules
+/// should find it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlantedCall {
-    /// callRecord id.
-    pub call_id: String,
+pub struct Planted {
+    /// The callRecord id, or the log row's `Id`.
+    pub id: String,
+    /// `None` for a callRecord; the table of a PSTN or Direct Routing log row.
+    pub table: Option<&'static str>,
     /// Scenario name.
     pub scenario: &'static str,
     /// What happens.
     pub what: String,
-    /// Hunting query files (under `hunting/`) that should return it.
-    pub found_by: &'static [&'static str],
+    /// Content files (`Hunting Queries/...`, `Analytic Rules/...`) that should return it.
+    pub found_by: Vec<&'static str>,
 }
+
+// The content files the planted attacks are listed under.
+const H_MANY_USERS: &str = "Hunting Queries/external-tenant-reaching-many-users.yaml";
+const H_NEW_TENANT: &str = "Hunting Queries/new-external-tenant-first-contact.yaml";
+const H_SHORT_CALLS: &str = "Hunting Queries/short-external-calls-to-several-users.yaml";
+const H_FREQUENT: &str = "Hunting Queries/frequent-external-callers.yaml";
+const H_ANONYMOUS: &str = "Hunting Queries/anonymous-or-guest-joins-internal-meetings.yaml";
+const H_LONG_AFTER_HOURS: &str = "Hunting Queries/long-after-hours-external-calls.yaml";
+const H_COUNTRY_CODE: &str = "Hunting Queries/suspicious-country-code-callers.yaml";
+const H_CALLER_TI: &str = "Hunting Queries/caller-ip-in-threat-intelligence.yaml";
+const H_ANY_TI: &str = "Hunting Queries/call-ip-threat-intelligence-match.yaml";
+const H_DISTANT_IPS: &str = "Hunting Queries/same-user-distant-ips.yaml";
+const H_FAILED_SETUP: &str = "Hunting Queries/failed-call-setup-burst.yaml";
+const H_PREMIUM: &str = "Hunting Queries/pstn-premium-or-high-risk-destinations.yaml";
+const H_OFF_HOURS: &str = "Hunting Queries/pstn-international-calls-outside-working-hours.yaml";
+const H_CHARGE: &str = "Hunting Queries/pstn-charge-above-user-baseline.yaml";
+const H_BURST: &str = "Hunting Queries/pstn-short-outbound-call-burst.yaml";
+const H_DR_STORM: &str = "Hunting Queries/direct-routing-failure-storm.yaml";
+const H_THEN_PSTN: &str = "Hunting Queries/external-tenant-contact-then-pstn-call.yaml";
+const R_PREMIUM: &str = "Analytic Rules/pstn-toll-fraud-high-risk-destination.yaml";
+const R_CHARGE: &str = "Analytic Rules/pstn-toll-fraud-charge-spike.yaml";
+const R_EMERGENCY: &str = "Analytic Rules/pstn-emergency-call.yaml";
+const R_VISHING: &str = "Analytic Rules/external-tenant-helpdesk-vishing.yaml";
+/// The analytic rule that watches arrival times, which sample data cannot plant.
+const R_HEALTH: &str = "Analytic Rules/connector-health-callrecords-silent.yaml";
 
 #[derive(Clone)]
 enum Party {
@@ -233,7 +263,7 @@ fn office_ip(n: usize) -> String {
 }
 
 /// The synthetic callRecords (Graph's JSON, one per version) and the planted calls among them.
-pub fn synthetic_call_records() -> (Vec<String>, Vec<PlantedCall>) {
+pub fn synthetic_call_records() -> (Vec<String>, Vec<Planted>) {
     let mut records = vec![];
     let mut planted = vec![];
     let mut no = 0u64;
@@ -307,14 +337,19 @@ pub fn synthetic_call_records() -> (Vec<String>, Vec<PlantedCall>) {
         let (id, rec) =
             p2p(no, 2, &helpdesk, &internal(user), start, 180 + 20 * k as i64, ("198.51.100.77", &callee_ip), None);
         records.push(rec);
-        vishing.push(id);
+        vishing.push((id, user));
     }
-    for id in vishing {
-        planted.push(PlantedCall {
-            call_id: id,
+    for (id, user) in vishing {
+        planted.push(Planted {
+            id,
+            table: None,
             scenario: "helpdesk-vishing",
             what: "IT Helpdesk of a never-seen tenant (d4c3b2a1-...) calls six staff between 09:02 and 09:26".into(),
-            found_by: &["external-tenant-reaching-many-users.yaml", "new-external-tenant-first-contact.yaml"],
+            found_by: if user == 7 {
+                vec![H_MANY_USERS, H_NEW_TENANT, R_VISHING, H_THEN_PSTN]
+            } else {
+                vec![H_MANY_USERS, H_NEW_TENANT, R_VISHING]
+            },
         });
     }
 
@@ -333,11 +368,12 @@ pub fn synthetic_call_records() -> (Vec<String>, Vec<PlantedCall>) {
             None,
         );
         records.push(rec);
-        planted.push(PlantedCall {
-            call_id: id,
+        planted.push(Planted {
+            id,
+            table: None,
             scenario: "short-external-calls",
             what: "+447700900555 rings four staff for under 10 s each between 10:00:00 and 10:02:00".into(),
-            found_by: &["short-external-calls-to-several-users.yaml", "frequent-external-callers.yaml"],
+            found_by: vec![H_SHORT_CALLS, H_FREQUENT],
         });
     }
 
@@ -362,11 +398,12 @@ pub fn synthetic_call_records() -> (Vec<String>, Vec<PlantedCall>) {
         let refs: Vec<&Party> = people.iter().collect();
         let (id, rec) = call_record(no, 1, "groupCall", &people[0], &refs, &legs);
         records.push(rec);
-        planted.push(PlantedCall {
-            call_id: id,
+        planted.push(Planted {
+            id,
+            table: None,
             scenario: "anonymous-guest-join",
             what: "Clara Jensen's meeting at 14:00 is joined by an Anonymous guest and 'Vendor Rep (Guest)'".into(),
-            found_by: &["anonymous-or-guest-joins-internal-meetings.yaml"],
+            found_by: vec![H_ANONYMOUS],
         });
     }
 
@@ -384,11 +421,12 @@ pub fn synthetic_call_records() -> (Vec<String>, Vec<PlantedCall>) {
             None,
         );
         records.push(rec);
-        planted.push(PlantedCall {
-            call_id: id,
+        planted.push(Planted {
+            id,
+            table: None,
             scenario: "premium-rate-pstn",
             what: "Farah Haddad calls +1 900 555 0199 (premium rate) at 22:40 for 40 minutes".into(),
-            found_by: &["pstn-premium-or-unusual-destinations.yaml", "long-after-hours-external-calls.yaml"],
+            found_by: vec![H_LONG_AFTER_HOURS],
         });
         let ip = office_ip(6);
         let (id, rec) = p2p(
@@ -402,11 +440,12 @@ pub fn synthetic_call_records() -> (Vec<String>, Vec<PlantedCall>) {
             None,
         );
         records.push(rec);
-        planted.push(PlantedCall {
-            call_id: id,
+        planted.push(Planted {
+            id,
+            table: None,
             scenario: "suspicious-country-code",
             what: "+232 (Sierra Leone, a wangiri prefix) calls Goran Petrovic at 11:15".into(),
-            found_by: &["suspicious-country-code-callers.yaml"],
+            found_by: vec![H_COUNTRY_CODE],
         });
     }
 
@@ -415,11 +454,12 @@ pub fn synthetic_call_records() -> (Vec<String>, Vec<PlantedCall>) {
         let ip = office_ip(1);
         let (id, rec) = p2p(next(), 1, &partner, &internal(1), t(0, 13, 5, 0), 600, (TI_IP, &ip), None);
         records.push(rec);
-        planted.push(PlantedCall {
-            call_id: id,
+        planted.push(Planted {
+            id,
+            table: None,
             scenario: "threat-intel-ip",
             what: format!("Lena Fischer (partner) calls Ben Okafor at 13:05 from {TI_IP}, an active TI indicator"),
-            found_by: &["caller-ip-in-threat-intelligence.yaml", "call-ip-threat-intelligence-match.yaml"],
+            found_by: vec![H_CALLER_TI, H_ANY_TI],
         });
     }
 
@@ -429,11 +469,12 @@ pub fn synthetic_call_records() -> (Vec<String>, Vec<PlantedCall>) {
         let (id, rec) =
             p2p(next(), 1, &internal(4), &internal(callee), t(0, 15, 6 * k as i64, 0), 240, (ip, &cip), None);
         records.push(rec);
-        planted.push(PlantedCall {
-            call_id: id,
+        planted.push(Planted {
+            id,
+            table: None,
             scenario: "distant-ips",
             what: "Elena Rossi calls from 198.51.100.20 at 15:00 and from 203.0.113.150 at 15:06".into(),
-            found_by: &["same-user-distant-ips.yaml"],
+            found_by: vec![H_DISTANT_IPS],
         });
     }
 
@@ -451,11 +492,12 @@ pub fn synthetic_call_records() -> (Vec<String>, Vec<PlantedCall>) {
             Some(("callSetup", "callRejected")),
         );
         records.push(rec);
-        planted.push(PlantedCall {
-            call_id: id,
+        planted.push(Planted {
+            id,
+            table: None,
             scenario: "failed-setup-burst",
             what: "Sales Outreach (never-seen tenant e8d7c6b5-...) fails to set up five calls to two staff between 16:00 and 16:08".into(),
-            found_by: &["failed-call-setup-burst.yaml", "new-external-tenant-first-contact.yaml"],
+            found_by: vec![H_FAILED_SETUP, H_NEW_TENANT],
         });
     }
 
@@ -464,11 +506,12 @@ pub fn synthetic_call_records() -> (Vec<String>, Vec<PlantedCall>) {
         let ip = office_ip(9);
         let (id, rec) = p2p(next(), 1, &internal(9), &partner, t(0, 23, 10, 0), 8100, (&ip, "198.51.100.200"), None);
         records.push(rec);
-        planted.push(PlantedCall {
-            call_id: id,
+        planted.push(Planted {
+            id,
+            table: None,
             scenario: "long-after-hours",
             what: "Julia Santos talks to Lena Fischer (partner tenant) from 23:10 to 01:25".into(),
-            found_by: &["long-after-hours-external-calls.yaml"],
+            found_by: vec![H_LONG_AFTER_HOURS],
         });
     }
 
@@ -492,45 +535,382 @@ fn threat_intelligence_rows() -> Vec<Value> {
     ]
 }
 
-fn sample_readme(planted: &[PlantedCall], counts: &[(String, usize)]) -> String {
+// ---- PSTN and Direct Routing call logs -----------------------------------------------------------
+
+/// The two Direct Routing trunks (session border controllers) of the sample tenant.
+pub const TRUNK_1: &str = "sbc1.contoso.com";
+/// The trunk the failure storm hits.
+pub const TRUNK_2: &str = "sbc2.contoso.com";
+
+/// A user's own number (their DID).
+fn did(user: usize) -> String {
+    format!("+1425555{:04}", 200 + user)
+}
+
+/// The identity fields of a log entry: internal user `n`.
+fn log_user(user: usize) -> (Value, Value, Value) {
+    match internal(user) {
+        Party::User { id, name, upn, .. } => (json!(id), json!(upn), json!(name)),
+        _ => (Value::Null, Value::Null, Value::Null),
+    }
+}
+
+/// A Calling Plan call: a `getPstnCalls` entry (pstnCallLogRow) as Graph sends it.
+struct PstnCall<'a> {
+    user: usize,
+    start: i64,
+    secs: i64,
+    /// `user_out`, `user_in`, ...
+    call_type: &'a str,
+    /// The other party's number (callee of an outbound call, caller of an inbound one).
+    other: String,
+    charge: f64,
+    /// `Domestic` / `International`.
+    context: &'a str,
+    destination: &'a str,
+}
+
+/// A Direct Routing call or attempt: a `getDirectRoutingCalls` entry (directRoutingLogRow).
+struct DrCall<'a> {
+    user: usize,
+    start: i64,
+    secs: i64,
+    /// `ByotOut`, `ByotIn`, ...
+    call_type: &'a str,
+    other: String,
+    /// `None`: established; `Some((sip code, phrase))`: failed.
+    failure: Option<(i64, &'a str)>,
+    trunk: &'a str,
+}
+
+/// The log entries written so far, numbered.
+#[derive(Default)]
+struct Logs {
+    entries: Vec<(PstnLog, Value)>,
+    planted: Vec<Planted>,
+    no: u64,
+}
+
+impl Logs {
+    fn pstn(&mut self, c: PstnCall) -> String {
+        self.no += 1;
+        let no = self.no;
+        let (user_id, upn, name) = log_user(c.user);
+        let (caller, callee) =
+            if c.call_type.ends_with("_in") { (c.other.clone(), did(c.user)) } else { (did(c.user), c.other.clone()) };
+        let id = format!("9c0e{no:04x}-7057-4e11-8000-{no:012x}");
+        self.entries.push((
+            PstnLog::Pstn,
+            json!({
+                "id": id,
+                "callId": format!("{}_{}@52.114.{}.{}", 1_800_000_000 + no * 7919, 100_000_000 + no * 104_729, no % 200, 10 + no % 240),
+                "userId": user_id, "userPrincipalName": upn, "userDisplayName": name,
+                "startDateTime": iso(c.start), "endDateTime": iso(c.start + c.secs), "duration": c.secs,
+                "charge": c.charge, "callType": c.call_type, "currency": "USD",
+                "calleeNumber": callee, "usageCountryCode": "US", "tenantCountryCode": "US", "connectionCharge": 0.0,
+                "callerNumber": caller, "destinationContext": c.context, "destinationName": c.destination,
+                "conferenceId": null, "licenseCapability": "MCOPSTN2", "inventoryType": "Subscriber",
+                "operator": "Microsoft", "callDurationSource": "microsoft",
+            }),
+        ));
+        id
+    }
+
+    fn direct_routing(&mut self, c: DrCall) -> String {
+        self.no += 1;
+        let no = self.no;
+        let (user_id, upn, name) = log_user(c.user);
+        let (caller, callee) = if c.call_type.starts_with("ByotIn") {
+            (c.other.clone(), did(c.user))
+        } else {
+            (did(c.user), c.other.clone())
+        };
+        // Graph writes .NET's DateTime.MinValue for the time an entry does not have.
+        let none = "0001-01-01T00:00:00Z".to_string();
+        let (end, failed_at, secs, sip, sub, phrase) = match c.failure {
+            None => (iso(c.start + c.secs), none, c.secs, 0, 540_000, "BYE"),
+            Some((code, phrase)) => (none, iso(c.start + 1), 0, code, 0, phrase),
+        };
+        let id = format!("d1e0{no:04x}-7057-4d22-8000-{no:012x}");
+        self.entries.push((
+            PstnLog::DirectRouting,
+            json!({
+                "id": id, "correlationId": format!("c0dd{no:04x}-7057-4c33-8000-{no:012x}"),
+                "userId": user_id, "userPrincipalName": upn, "userDisplayName": name,
+                "startDateTime": iso(c.start), "inviteDateTime": iso(c.start - 2), "failureDateTime": failed_at,
+                "endDateTime": end, "duration": secs, "callType": c.call_type, "successfulCall": c.failure.is_none(),
+                "callerNumber": caller, "calleeNumber": callee, "mediaPathLocation": "USWE", "signalingLocation": "USEA",
+                "finalSipCode": sip, "callEndSubReason": sub, "finalSipCodePhrase": phrase,
+                "trunkFullyQualifiedDomainName": c.trunk, "mediaBypassEnabled": false,
+            }),
+        ));
+        id
+    }
+
+    fn plant(&mut self, id: String, log: PstnLog, scenario: &'static str, what: &str, found_by: &[&'static str]) {
+        let table = Some(log.table().name);
+        self.planted.push(Planted { id, table, scenario, what: what.into(), found_by: found_by.to_vec() });
+    }
+}
+
+/// The synthetic PSTN and Direct Routing log entries (Graph's JSON, in the order a poll returns
+/// them, one written twice as overlapping polls do) and the planted rows among them.
+pub fn synthetic_pstn_logs() -> (Vec<(PstnLog, Value)>, Vec<Planted>) {
+    let mut logs = Logs::default();
+    let t = |day: i64, h: i64, m: i64, s: i64| ATTACK_DAY_EPOCH + day * DAY + h * 3600 + m * 60 + s;
+    let (cp, dr) = (PstnLog::Pstn, PstnLog::DirectRouting);
+    let out = |user, start, secs, other: &str, charge, context, destination| PstnCall {
+        user,
+        start,
+        secs,
+        call_type: "user_out",
+        other: other.to_string(),
+        charge,
+        context,
+        destination,
+    };
+    let sbc = |user, start, secs, call_type, other: &str, failure, trunk| DrCall {
+        user,
+        start,
+        secs,
+        call_type,
+        other: other.to_string(),
+        failure,
+        trunk,
+    };
+    const SPIKE: &str = "Elena Rossi (1.80 USD a weekday until then) makes four 45-minute international calls from 13:00: 159.30 USD in the day";
+
+    // Baseline: the seven days before the attack day, and on the attack day the users the
+    // attacks leave alone. Users 3, 4, 6, 8 and 9 have Calling Plans, users 0, 1, 2, 5 and 7 call
+    // through the company's SBCs (Direct Routing). Office hours, domestic numbers; Elena Rossi calls
+    // a customer in Milan every weekday (0.18 USD a minute).
+    let mut baseline_dr = vec![];
+    for day in -7..=0i64 {
+        let quiet = day == 0; // on the attack day only the users no attack involves
+        let n = (day + 7) as usize;
+        let us = |area: &str, k: usize| format!("+1{area}555{:04}", 1000 + 37 * k + n);
+        logs.pstn(out(3, t(day, 10, 5, 0), 240, &us("206", 1), 0.0, "Domestic", "United States"));
+        let weekend = day == -2 || day == -1; // 2026-11-14 and 15
+        if !weekend {
+            let milan = logs.pstn(out(4, t(day, 11, 0, 0), 600, "+390212345067", 1.8, "International", "Italy"));
+            if quiet {
+                logs.plant(milan, cp, "charge-spike", SPIKE, &[H_CHARGE, R_CHARGE]);
+            }
+        }
+        logs.pstn(out(9, t(day, 15, 30, 0), 420, &us("415", 2), 0.0, "Domestic", "United States"));
+        if !quiet {
+            let inbound = PstnCall {
+                call_type: "user_in",
+                ..out(6, t(day, 14, 0, 0), 300, &us("312", 3), 0.0, "Domestic", "United States")
+            };
+            logs.pstn(inbound);
+            if day % 2 == 0 {
+                logs.pstn(out(8, t(day, 16, 0, 0), 360, &us("617", 4), 0.0, "Domestic", "United States"));
+            }
+        }
+        baseline_dr.push(sbc(5, t(day, 10, 40, 0), 900, "ByotOut", &us("212", 5), None, TRUNK_1));
+        if !quiet {
+            baseline_dr.push(sbc(0, t(day, 9, 30, 0), 300, "ByotOut", &us("503", 6), None, TRUNK_1));
+            baseline_dr.push(sbc(1, t(day, 13, 0, 0), 200, "ByotIn", &us("617", 7), None, TRUNK_2));
+            baseline_dr.push(sbc(2, t(day, 16, 45, 0), 180, "ByotOut", &us("702", 8), None, TRUNK_2));
+            // Every other day Hana Kim's call finds the line busy: an ordinary failure.
+            let busy = if day % 2 != 0 { Some((486, "Busy Here")) } else { None };
+            baseline_dr.push(sbc(7, t(day, 11, 20, 0), 240, "ByotOut", &us("646", 9), busy, TRUNK_1));
+        }
+    }
+
+    // A. IRSF at night: Ivan Horvat's Calling Plan dials International Networks, Iridium and the
+    //    Cook Islands between 02:10 and 03:40 (2.50 USD a minute). The first row arrives twice.
+    let irsf = [
+        (t(0, 2, 10, 0), 1500, "+88234567001", "International Networks"),
+        (t(0, 2, 40, 0), 1800, "+881612345678", "Global Mobile Satellite System"),
+        (t(0, 3, 20, 0), 1200, "+68250123", "Cook Islands"),
+    ];
+    for (k, (start, secs, number, destination)) in irsf.into_iter().enumerate() {
+        let id = logs.pstn(out(8, start, secs, number, secs as f64 / 60.0 * 2.5, "International", destination));
+        if k == 0 {
+            let again = logs.entries.last().cloned();
+            logs.entries.extend(again);
+        }
+        logs.plant(
+            id,
+            cp,
+            "irsf-night-calls",
+            "Ivan Horvat's Calling Plan dials +882, +881 (Iridium) and +682 (Cook Islands) numbers between 02:10 and 03:40, 187.50 USD (the first row arrives twice)",
+            &[H_PREMIUM, R_PREMIUM, H_OFF_HOURS, H_CHARGE, R_CHARGE],
+        );
+    }
+
+    // B. Wangiri: +232 rings Goran Petrovic at 11:15 (the callRecord of scenario
+    //    suspicious-country-code), and at 11:25 he calls the number back.
+    let ring = out(6, t(0, 11, 15, 0), 45, "+2325550100", 0.0, "International", "Sierra Leone");
+    logs.pstn(PstnCall { call_type: "user_in", ..ring });
+    let id = logs.pstn(out(6, t(0, 11, 25, 0), 95, "+2325550100", 2.4, "International", "Sierra Leone"));
+    logs.plant(
+        id,
+        cp,
+        "wangiri-callback",
+        "Goran Petrovic calls back +232 555 0100 (Sierra Leone) at 11:25, ten minutes after its one-ring call",
+        &[H_PREMIUM, R_PREMIUM],
+    );
+
+    // C. An international call late at night, nothing else unusual.
+    let id = logs.pstn(out(9, t(0, 23, 55, 0), 1200, "+34912345678", 4.8, "International", "Spain"));
+    logs.plant(
+        id,
+        cp,
+        "off-hours-international",
+        "Julia Santos calls +34 91 234 5678 (Spain) at 23:55 for 20 minutes",
+        &[H_OFF_HOURS],
+    );
+
+    // D. A charge spike in office hours: Elena Rossi makes four 45-minute calls to destinations
+    //    not on the watchlist (0.65 and 1.10 USD a minute; with her daily call to Milan, planted
+    //    above: 159.30 USD).
+    let spike = [
+        ("+442079460123", "United Kingdom", 29.25),
+        ("+4930901820", "Germany", 29.25),
+        ("+97143123456", "United Arab Emirates", 49.5),
+        ("+2348031234567", "Nigeria", 49.5),
+    ];
+    for (k, (number, destination, charge)) in spike.into_iter().enumerate() {
+        let id = logs.pstn(out(4, t(0, 13, 50 * k as i64, 0), 2700, number, charge, "International", destination));
+        logs.plant(id, cp, "charge-spike", SPIKE, &[H_CHARGE, R_CHARGE]);
+    }
+
+    // E. A burst of short outbound calls: Dmitri Volkov's account dials six UK numbers for 4 to
+    //    22 seconds each between 12:00 and 12:07.
+    for k in 0..6i64 {
+        let number = format!("+447700900{:03}", 101 + k);
+        let call =
+            out(3, t(0, 12, 0, 30 + 70 * k), 4 + 3 * k + (k % 2) * 2, &number, 0.05, "International", "United Kingdom");
+        let id = logs.pstn(call);
+        logs.plant(
+            id,
+            cp,
+            "short-call-burst",
+            "Dmitri Volkov's account dials six UK numbers for 4 to 22 s each between 12:00 and 12:07",
+            &[H_BURST],
+        );
+    }
+
+    // Direct Routing: the baseline, then the attacks on the SBCs.
+    for call in baseline_dr {
+        logs.direct_routing(call);
+    }
+
+    // F. Toll fraud through an SBC: Farah Haddad's 40-minute call to +1 900 at 22:40 (the
+    //    callRecord of scenario premium-rate-pstn).
+    let id = logs.direct_routing(sbc(5, t(0, 22, 40, 0), 2400, "ByotOut", "+19005550199", None, TRUNK_1));
+    logs.plant(
+        id,
+        dr,
+        "premium-rate-sbc",
+        "Farah Haddad calls +1 900 555 0199 (premium rate) through sbc1 at 22:40 for 40 minutes",
+        &[H_PREMIUM, R_PREMIUM],
+    );
+
+    // G. A telephony denial-of-service flood on sbc2: 30 inbound attempts from spoofed numbers to
+    //    four users' numbers between 03:00 and 03:10, all failing.
+    for k in 0..30i64 {
+        let user = [0usize, 1, 2, 7][k as usize % 4];
+        let caller = format!("+1{}555{:04}", 201 + 37 * (k % 19), (7000 + 131 * k) % 10_000);
+        let failure = if k % 3 == 0 { (480, "Temporarily Unavailable") } else { (487, "Request Terminated") };
+        let id = logs.direct_routing(sbc(user, t(0, 3, 0, 20 * k), 0, "ByotIn", &caller, Some(failure), TRUNK_2));
+        logs.plant(
+            id,
+            dr,
+            "direct-routing-storm",
+            "30 inbound calls from spoofed numbers to four users fail on sbc2 between 03:00 and 03:10 (480, 487)",
+            &[H_DR_STORM],
+        );
+    }
+
+    // H. Vishing continued on the phone: Hana Kim, called by the fake helpdesk at 09:18, dials a
+    //    London number at 09:41 for 14 minutes.
+    let id = logs.direct_routing(sbc(7, t(0, 9, 41, 0), 840, "ByotOut", "+442079460958", None, TRUNK_1));
+    logs.plant(
+        id,
+        dr,
+        "vishing-then-pstn",
+        "Hana Kim, called by the fake IT Helpdesk at 09:18, dials +44 20 7946 0958 through sbc1 at 09:41",
+        &[H_THEN_PSTN],
+    );
+
+    // I. An emergency call: Ben Okafor dials 911 through sbc1 at 19:20.
+    let id = logs.direct_routing(sbc(1, t(0, 19, 20, 0), 300, "ByotOut", "911", None, TRUNK_1));
+    logs.plant(id, dr, "emergency-call", "Ben Okafor dials 911 through sbc1 at 19:20", &[R_EMERGENCY]);
+
+    (logs.entries, logs.planted)
+}
+
+fn sample_readme(planted: &[Planted], counts: &[(String, usize)]) -> String {
     let mut s = String::from(
         "# Sample data with planted attacks\n\n\
-         Generated by `callrecords sentinel-sample-data` (do not edit): synthetic callRecords (Graph's JSON)\n\
-         expanded by the plugin's real expansion (`callrecords::expand::expand`, `seed_row`) into one NDJSON\n\
-         file per stream, as the plugin posts them. The home tenant is Contoso\n",
+         Generated by `callrecords sentinel-sample-data` (do not edit): synthetic callRecords and PSTN /\n\
+         Direct Routing call log entries (Graph's JSON) turned into rows by the plugin's real expansion\n\
+         (`callrecords::expand::expand`, `seed_row`, `expand::pstn::log_row`), one NDJSON file per\n\
+         stream, as the plugin posts them. The home tenant is Contoso\n",
     );
     s.push_str(&format!(
         "(`{HOME_TENANT}`); the partner tenant Fabrikam (`{PARTNER_TENANT}`) calls every day. The\n\
          baseline is the seven days before the attack day {ATTACK_DAY} (UTC): internal calls in office\n\
          hours from 192.0.2.0/24, an ordinary US PSTN call and a partner meeting. The first vishing call\n\
          arrives in two versions (1 without media, 2 complete): the parser keeps version 2.\n\n\
+         The PSTN logs: users 3, 4, 6, 8 and 9 (Dmitri Volkov, Elena Rossi, Goran Petrovic, Ivan Horvat,\n\
+         Julia Santos) have Calling Plans (`TeamsPstnCall_CL`, charges in USD), users 0, 1, 2, 5 and 7\n\
+         call through the SBCs `{TRUNK_1}` and `{TRUNK_2}` (`TeamsDirectRoutingCall_CL`). Their\n\
+         baseline is domestic calls in office hours, Elena Rossi's 1.80 USD call to Milan every weekday\n\
+         and, every other day, one busy signal on `{TRUNK_1}`. The first IRSF row is written twice, as overlapping\n\
+         polls do: `TeamsPstnCalls` keeps one.\n\n\
          `ThreatIntelligenceIndicator.ndjson` stands in for Microsoft's table: an active indicator for\n\
          `{TI_IP}` and an expired one for the vishing IP, which must not match.\n\n\
          To load them, ingest each file into its table (Logs Ingestion to the stream of the same name,\n\
-         or any Kusto engine), save the parsers, and in each hunting query replace\n\
-         `let query_now = now();` with `let query_now = datetime({ATTACK_DAY}) + 1d;`.\n\n\
+         or any Kusto engine), save the parsers, upload the watchlist `TeamsHighRiskPrefixes`, and in\n\
+         each hunting query and analytic rule replace `let query_now = now();` with\n\
+         `let query_now = datetime({ATTACK_DAY}) + 1d;`; in each analytic rule also set\n\
+         `let replay = true;` (rules judge rows by when they arrived, which sample data cannot plant).\n\n\
          | file | rows |\n|---|---|\n"
     ));
     for (file, n) in counts {
         s.push_str(&format!("| `{file}` | {n} |\n"));
     }
-    s.push_str("\n## What each hunting query should return\n\n");
+    s.push_str(
+        "\n## What each hunting query and analytic rule should return\n\n\
+         Calls are callRecord ids (`CallId`); rows are the `Id` of PSTN and Direct Routing log rows (for\n\
+         a query that summarizes per user or trunk: the rows behind its result, its `Ids` or `FailedIds`).\n\n",
+    );
     let mut queries: Vec<&str> = planted.iter().flat_map(|p| p.found_by.iter().copied()).collect();
-    queries.sort();
+    queries.sort_by_key(|q| (q.starts_with("Analytic Rules/"), *q));
     queries.dedup();
     for q in queries {
-        s.push_str(&format!("### `hunting/{q}`\n\n"));
-        let mut last = "";
-        for p in planted.iter().filter(|p| p.found_by.contains(&q)) {
-            if p.scenario != last {
-                s.push_str(&format!("- **{}**: {}. Calls:\n", p.scenario, p.what));
-                last = p.scenario;
+        s.push_str(&format!("### `{q}`\n\n"));
+        let found: Vec<&Planted> = planted.iter().filter(|p| p.found_by.contains(&q)).collect();
+        let mut groups: Vec<(&str, Option<&str>)> = vec![];
+        for p in &found {
+            if !groups.contains(&(p.scenario, p.table)) {
+                groups.push((p.scenario, p.table));
             }
-            s.push_str(&format!("  - `{}`\n", p.call_id));
+        }
+        for (scenario, table) in groups {
+            let members: Vec<&&Planted> = found.iter().filter(|p| (p.scenario, p.table) == (scenario, table)).collect();
+            let of = match table {
+                None => "Calls:".to_string(),
+                Some(table) => format!("Rows of `{table}`:"),
+            };
+            s.push_str(&format!("- **{scenario}**: {}. {of}\n", members[0].what));
+            for p in members {
+                s.push_str(&format!("  - `{}`\n", p.id));
+            }
         }
         s.push('\n');
     }
-    s.push_str("Nothing else: the baseline calls must not appear in any hunting query's results.\n");
+    s.push_str(&format!(
+        "### `{R_HEALTH}`\n\n\
+         Nothing: it measures when rows arrived (`ingestion_time()`), which sample data cannot plant. To\n\
+         see it fire, stop the service for longer than the longest quiet spell of the last two weeks.\n\n\
+         Nothing else: the baseline calls and rows must not appear in any query's or rule's results.\n"
+    ));
     s
 }
 
@@ -547,6 +927,13 @@ pub fn sample_data() -> Result<Vec<Generated>, String> {
         let seed = callrecords::expand::seed_row(record).map_err(|e| e.to_string())?;
         per_table.iter_mut().find(|(n, _)| n.as_str() == schema::SEED.name).ok_or("no seed table")?.1.push(seed);
     }
+    let (entries, planted_rows) = synthetic_pstn_logs();
+    for (log, entry) in &entries {
+        let row = callrecords::expand::pstn::log_row(*log, entry).map_err(|e| e.to_string())?;
+        let slot = per_table.iter_mut().find(|(n, _)| n.as_str() == log.table().name).ok_or("unknown log table")?;
+        slot.1.push(row.row);
+    }
+    let planted: Vec<Planted> = planted.into_iter().chain(planted_rows).collect();
     let ti: Vec<String> = threat_intelligence_rows().iter().map(Value::to_string).collect();
     per_table.push(("ThreatIntelligenceIndicator".to_string(), ti));
     let mut files = vec![];

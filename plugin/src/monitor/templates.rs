@@ -334,7 +334,7 @@ pub fn data_connector() -> Value {
             ],
         },
         "instructionSteps": [
-            {"title": "1. Create the tables and the data collection rule", "description": "Deploy tables.json, then dcr.json, to the Sentinel workspace's resource group (see examples/sentinel/README.md: one command each)."},
+            {"title": "1. Create the tables and the data collection rule", "description": "Deploy tables.json, then dcr.json, to the Microsoft Sentinel workspace's resource group (see examples/sentinel/README.md: one command each)."},
             {"title": "2. Run the plugin", "description": "Run `callrecords serve` (or the service component in your log shipper) with the CALLRECORDS_* settings the DCR deployment prints; it creates the Graph subscription, ships each call as it ends, and polls the PSTN and Direct Routing logs every hour."},
             {"title": "3. Install the content", "description": "Save the parsers (TeamsCalls, TeamsPstnCalls, ...), upload the watchlist, and import the analytic rules, hunting queries and workbook of this solution."},
         ],

@@ -189,7 +189,8 @@ impl Run {
         let hint = match status {
             401 | 403 => {
                 " (the app needs the Graph application permission CallRecords.Read.All with admin consent; \
-                 older Microsoft pages name CallRecord-PstnCalls.Read.All)"
+                 older Microsoft pages name CallRecord-PstnCalls.Read.All: grant that too, see \
+                 examples/sentinel/README.md)"
             }
             _ => "",
         };
