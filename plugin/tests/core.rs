@@ -1511,6 +1511,8 @@ fn schema_tables_and_streams() {
             "TeamsCallLeg_CL",
             "TeamsCallStream_CL",
             "TeamsCallParticipant_CL",
+            "TeamsPstnCall_CL",
+            "TeamsDirectRoutingCall_CL",
             "TEAMSGraphCallRecords_CL"
         ]
     );
@@ -1538,7 +1540,7 @@ fn schema_tables_and_streams() {
     }
     let doc: Value = serde_json::from_str(&schema::tables_json()).unwrap();
     assert_eq!(doc["version"], 1);
-    assert_eq!(doc["tables"].as_array().unwrap().len(), 5);
+    assert_eq!(doc["tables"].as_array().unwrap().len(), 7);
     assert_eq!(doc["tables"][0]["columns"][0]["name"], "TimeGenerated");
     assert_eq!(doc["tables"][0]["columns"][0]["type"], "datetime");
 }

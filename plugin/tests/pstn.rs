@@ -166,6 +166,10 @@ struct Logs {
     throttle_first: Option<u32>,
     /// Answer every Direct Routing request 403.
     forbid_dr: bool,
+    /// Answer every request whose URL contains this with this status.
+    fail: Option<(String, u16)>,
+    /// Most log requests outstanding at once.
+    max_pages_in_flight: usize,
     log_requests: Vec<(u64, String)>,
     rows: BTreeMap<String, Vec<Value>>,
 }
@@ -186,6 +190,8 @@ impl Logs {
             page: 1000,
             throttle_first: None,
             forbid_dr: false,
+            fail: None,
+            max_pages_in_flight: 0,
             log_requests: vec![],
             rows: BTreeMap::new(),
         }
@@ -198,6 +204,15 @@ impl Logs {
             return (429, vec![("Retry-After".into(), s.to_string())], body.into());
         }
         let pstn = url.contains("/getPstnCalls(");
+        if let Some((part, status)) = &self.fail
+            && url.contains(part.as_str())
+        {
+            return (
+                *status,
+                vec![],
+                r#"{"error":{"code":"serviceNotAvailable","message":"Service unavailable"}}"#.into(),
+            );
+        }
         if !pstn && self.forbid_dr {
             let body =
                 r#"{"error":{"code":"Forbidden","message":"Insufficient privileges to complete the operation."}}"#;
@@ -241,12 +256,15 @@ impl Logs {
         let mut now = NOW;
         let mut progress = vec![];
         let mut in_flight: Vec<(u64, u64, Answer)> = vec![];
+        let mut pages: Vec<u64> = vec![];
         loop {
             match run.next(now) {
                 Action::Send { id, request, .. } => {
                     let answer = if request.url.contains("/oauth2/v2.0/token") {
                         (200, vec![], r#"{"access_token":"t","expires_in":3599}"#.to_string())
                     } else if request.url.contains("/communications/callRecords/get") {
+                        pages.push(id);
+                        self.max_pages_in_flight = self.max_pages_in_flight.max(pages.len());
                         self.answer(&request.url, now)
                     } else if request.method == "POST" && request.url.contains("/streams/Custom-") {
                         let stream = request.url.split("/streams/Custom-").nth(1).unwrap().split('?').next().unwrap();
@@ -264,6 +282,7 @@ impl Logs {
                     match in_flight.first() {
                         Some((_, at, _)) if *at <= now + u64::from(w) => {
                             let (id, at, (status, headers, body)) = in_flight.remove(0);
+                            pages.retain(|p| *p != id);
                             now = now.max(at);
                             run.respond(id, status, &headers, body.as_bytes(), now).unwrap();
                         }
@@ -407,11 +426,83 @@ fn a_log_the_app_may_not_read_fails_alone_and_names_the_permission() {
     assert_eq!(report.rows["TeamsPstnCall_CL"], 10, "the PSTN log still ships");
     assert!(!report.rows.contains_key("TeamsDirectRoutingCall_CL"));
     let e = report.error.clone().unwrap();
-    assert!(e.starts_with("getDirectRoutingCalls: ") && e.contains("403") && e.contains("CallRecords.Read.All"), "{e}");
+    assert!(
+        e.starts_with(&format!("getDirectRoutingCalls ({} .. {}): ", iso(since), iso(NOW)))
+            && e.contains("403")
+            && e.contains("CallRecords.Read.All"),
+        "{e}"
+    );
     assert_eq!(report.logs.as_ref().unwrap().failed.len(), 1);
     assert_eq!(progress.iter().map(|p| p.shipped.len()).sum::<usize>(), 10);
     // A 403 is not retried.
     assert_eq!(logs.log_requests.iter().filter(|(_, u)| u.contains("getDirectRoutingCalls")).count(), 1);
+}
+
+#[test]
+fn a_page_graph_keeps_refusing_ends_its_chain_only_and_pages_stay_bounded() {
+    // 200 days: three ranges (90 + 90 + 20 days), 1,500 PSTN rows in each. Page 2 of the oldest
+    // range is answered 503 every time: that range loses its second page, nothing else does.
+    let since = NOW - 200 * 24 * HOUR;
+    let ranges = [since, since + 90 * 24 * HOUR, since + 180 * 24 * HOUR];
+    let pstn: Vec<Value> = ranges
+        .iter()
+        .enumerate()
+        .flat_map(|(r, start)| (0..1_500).map(move |n| pstn_entry(r * 10_000 + n, start + HOUR + n as u64 * 60_000)))
+        .collect();
+    let mut logs = Logs::new(pstn, vec![]);
+    logs.fail = Some((format!("fromDateTime={},toDateTime={})?$skip=1000", iso(since), iso(ranges[1])), 503));
+    let (report, progress, _) = logs.run(poll(since, NOW, vec![]), 100);
+    assert!(!report.ok);
+    // Ranges 2 and 3 ship whole; range 1 its first page.
+    assert_eq!(report.rows["TeamsPstnCall_CL"], 1_500 + 1_500 + 1_000);
+    let l = report.logs.as_ref().unwrap();
+    assert_eq!(l.failed.len(), 1, "{:?}", l.failed);
+    assert!(
+        l.failed[0].starts_with(&format!("getPstnCalls ({} .. {}): ", iso(since), iso(ranges[1]))),
+        "{:?}",
+        l.failed
+    );
+    assert!(l.failed[0].contains("503"), "{:?}", l.failed);
+    // Every chain was counted down once.
+    let last = progress.last().unwrap();
+    assert_eq!((last.windows_done, last.windows_total), (6, 6));
+    // Six chains, never more than 4 pages asked for at once.
+    assert!(logs.max_pages_in_flight <= 4, "{} pages in flight", logs.max_pages_in_flight);
+    assert!(logs.max_pages_in_flight >= 2, "the chains ran together");
+}
+
+#[test]
+fn a_next_link_back_to_an_earlier_page_ends_the_chain() {
+    // Page A links to B and B back to A: without the rule, the poll would never end.
+    let mut run = Run::start(Config::from_env(&env()).unwrap(), poll(NOW - HOUR, NOW, vec![]), NOW).unwrap();
+    let mut now = NOW;
+    let mut pages = 0;
+    let report = loop {
+        match run.next(now) {
+            Action::Send { id, request, .. } => {
+                let body = if request.url.contains("token") {
+                    r#"{"access_token":"t","expires_in":3599}"#.to_string()
+                } else if request.url.contains("/get") {
+                    pages += 1;
+                    assert!(pages < 20, "the chain never ends");
+                    let base = request.url.split('?').next().unwrap().to_string();
+                    let next = if request.url.ends_with("$skip=1000") { "$skip=2000" } else { "$skip=1000" };
+                    format!(r#"{{"value":[],"@odata.nextLink":"{base}?{next}"}}"#)
+                } else {
+                    String::new()
+                };
+                now += 10;
+                run.respond(id, 200, &[], body.as_bytes(), now).unwrap();
+            }
+            Action::Wait(w) => now += u64::from(w),
+            Action::Progress(_) => {}
+            Action::Done(r) => break r,
+        }
+    };
+    assert!(report.ok, "{:?}", report.error);
+    // Per log: the first page, A ($skip=1000), B ($skip=2000) whose link names A again.
+    assert_eq!(pages, 6);
+    assert_eq!(report.logs.unwrap().looped, 2);
 }
 
 #[test]
@@ -426,9 +517,9 @@ fn a_next_link_to_the_page_just_read_ends_the_chain() {
                     r#"{"access_token":"t","expires_in":3599}"#.to_string()
                 } else if request.url.contains("/get") {
                     pages += 1;
-                    // Every page links to the same URL: the second page names itself.
-                    let link = "https://graph.microsoft.com/v1.0/communications/callRecords/getPstnCalls(fromDateTime=2026-11-27T23:00:00Z,toDateTime=2026-11-28T00:00:00Z)?$skip=1000";
-                    format!(r#"{{"value":[],"@odata.nextLink":"{link}"}}"#)
+                    // Every page of a log links to the same URL: the second page names itself.
+                    let base = request.url.split('?').next().unwrap();
+                    format!(r#"{{"value":[],"@odata.nextLink":"{base}?$skip=1000"}}"#)
                 } else {
                     String::new()
                 };

@@ -574,7 +574,9 @@ fn iso_secs(secs: i64) -> String {
 /// `--since`: an ISO 8601 time, or a span back from `now` (`48h`, `7d`).
 fn since_arg(since: &str, now: i64) -> Result<String, String> {
     let s = since.trim();
-    let span = |unit: char, secs: i64| s.strip_suffix(unit).and_then(|n| n.parse::<i64>().ok()).map(|n| n * secs);
+    let span = |unit: char, secs: i64| {
+        s.strip_suffix(unit).and_then(|n| n.parse::<i64>().ok()).and_then(|n| n.checked_mul(secs)).filter(|b| *b < now)
+    };
     if let Some(back) = span('h', 3600).or_else(|| span('d', 86_400)).filter(|b| *b > 0) {
         return Ok(iso_secs(now - back));
     }

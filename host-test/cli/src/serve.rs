@@ -504,7 +504,8 @@ fn pstn_poller(rt: &Runtime, env: &[(String, String)], every: std::time::Duratio
     };
     loop {
         let until = (jobs::now_ms() / 1000) as i64;
-        let since = until - hours as i64 * 3600;
+        // At most ten years back (a larger --pstn-hours is no different, and must not overflow).
+        let since = until - hours.min(24 * 3660) as i64 * 3600;
         match pstn_poll(rt, env, &iso(since), &iso(until), checkpoint, &net, false) {
             Ok(p) => {
                 say!("{}", p.line);

@@ -111,10 +111,12 @@ pub fn azure_column_ok(name: &str) -> bool {
 fn schema_tables(rt: &Runtime) -> Result<(), String> {
     let tables = rt.tables().map_err(e)?;
     let names: Vec<&str> = tables.iter().map(|t| t.name.as_str()).collect();
-    for want in
-        ["TeamsCall_CL", "TeamsCallLeg_CL", "TeamsCallStream_CL", "TeamsCallParticipant_CL", "TEAMSGraphCallRecords_CL"]
-    {
-        ensure!(names.contains(&want), "table {want} missing from {names:?}");
+    const CALL_RECORD_TABLES: [&str; 4] =
+        ["TeamsCall_CL", "TeamsCallLeg_CL", "TeamsCallStream_CL", "TeamsCallParticipant_CL"];
+    // The PSTN and Direct Routing logs: rows keyed by the log's own Id, not by a callRecord.
+    const LOG_TABLES: [&str; 2] = ["TeamsPstnCall_CL", "TeamsDirectRoutingCall_CL"];
+    for want in CALL_RECORD_TABLES.iter().chain(&LOG_TABLES).chain(&["TEAMSGraphCallRecords_CL"]) {
+        ensure!(names.contains(want), "table {want} missing from {names:?}");
     }
     for t in &tables {
         ensure_eq!(t.stream, format!("Custom-{}", t.name), "stream name");
@@ -124,8 +126,10 @@ fn schema_tables(rt: &Runtime) -> Result<(), String> {
             for c in &t.columns {
                 ensure!(azure_column_ok(&c.name), "{}.{} breaks Azure's column rules", t.name, c.name);
             }
-            for key in ["CallId", "CallVersion"] {
-                ensure!(t.columns.iter().any(|c| c.name == key), "{} lacks {key}", t.name);
+            let keys: &[&str] =
+                if LOG_TABLES.contains(&t.name.as_str()) { &["Id"] } else { &["CallId", "CallVersion"] };
+            for key in keys {
+                ensure!(t.columns.iter().any(|c| c.name == *key), "{} lacks {key}", t.name);
             }
         }
     }

@@ -298,13 +298,17 @@ pub struct PollCheckpoint {
     pub shipped: Vec<String>,
 }
 
+/// A checkpoint keeps the keys of rows that started within this many days, or since the poll's
+/// start when that is earlier: `serve`'s 48-hour polls, and a narrower `callrecords pstn` run
+/// beside them, never forget a key a later poll can list again.
+pub const POLL_KEYS_KEPT_DAYS: i64 = 7;
+
 impl PollCheckpoint {
-    /// Keys of rows that started before `since` (a poll never lists them again) are forgotten.
-    fn forget_before(&mut self, since: &str) {
-        let Some(since) = callrecords::values::parse_timestamp(since) else { return };
+    /// Keys of rows that started before `before` are forgotten (no poll from then on lists them).
+    fn forget_before(&mut self, before: i64) {
         self.shipped.retain(|k| {
             let start = k.rsplit_once('@').and_then(|(_, s)| callrecords::values::parse_timestamp(s));
-            start.is_none_or(|s| s >= since)
+            start.is_none_or(|s| s.secs >= before)
         });
     }
 }
@@ -332,7 +336,9 @@ pub struct PollSummary {
 
 /// Ship the PSTN and Direct Routing log rows of calls that started in `[since, until)`, skipping
 /// the keys of `checkpoint` and adding each shipped row's key to it as soon as it was accepted
-/// (the file is rewritten after every progress). With `bar`, a progress bar on stderr.
+/// (the file is rewritten after every progress). One poll at a time uses a checkpoint: another
+/// (a `callrecords pstn` beside `serve`) is refused while it runs, instead of overwriting its keys.
+/// With `bar`, a progress bar on stderr.
 pub fn pstn_poll(
     rt: &Runtime,
     env: &Vec<(String, String)>,
@@ -342,13 +348,31 @@ pub fn pstn_poll(
     transport: &dyn Transport,
     bar: bool,
 ) -> Result<PollSummary, String> {
+    let lock_path = checkpoint.with_extension("lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| format!("{}: {e}", lock_path.display()))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(format!(
+                "another PSTN poll is using the checkpoint {} (a `serve` or `callrecords pstn`); try again when it ends",
+                checkpoint.display()
+            ));
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(format!("{}: {e}", lock_path.display())),
+    }
     let mut cp: PollCheckpoint = match std::fs::read(checkpoint) {
         Ok(b) => serde_json::from_slice(&b).map_err(|e| {
             format!("{}: not a PSTN poll checkpoint ({e}); move it away to start afresh", checkpoint.display())
         })?,
         Err(_) => PollCheckpoint::default(),
     };
-    cp.forget_before(since);
+    let since_secs = callrecords::values::parse_timestamp(since).map_or(i64::MAX, |t| t.secs);
+    cp.forget_before(since_secs.min((now_ms() / 1000) as i64 - POLL_KEYS_KEPT_DAYS * 86_400));
     let job = Job::Pstn(crate::bindings::driver::PstnPoll {
         since: since.into(),
         until: until.into(),
@@ -392,5 +416,6 @@ pub fn pstn_poll(
     cp.shipped.sort();
     cp.shipped.dedup();
     write_atomic(checkpoint, &serde_json::to_vec_pretty(&cp).unwrap_or_default())?;
+    drop(lock);
     Ok(summary)
 }

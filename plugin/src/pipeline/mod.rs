@@ -582,6 +582,11 @@ impl Run {
             self.poll_ahead();
             let renew_wait = self.renew_leases(now);
             if self.finished {
+                // A progress the end produced goes first (a poll's last one).
+                if let Some(mut p) = self.progress.take() {
+                    p.shipped = std::mem::take(&mut self.newly_shipped);
+                    return Action::Progress(p);
+                }
                 return Action::Done(Box::new(self.report.clone()));
             }
             if self.deadline.is_some_and(|d| now >= d) {
@@ -779,6 +784,8 @@ impl Run {
         }
         if let Some(p) = &self.poll {
             self.report.logs = Some(p.report.clone());
+            // The last progress counts every chain (the last ones may have ended without rows).
+            self.progress = Some(self.progress_now(None));
         }
         // A Storage turn that settled has its outcomes already.
         if self.job_kind == JobKind::Drain && !self.storage.as_ref().is_some_and(|d| d.settling()) {

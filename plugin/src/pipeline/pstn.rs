@@ -7,12 +7,14 @@
 //! grows row by row. A row seen twice in one run (adjacent ranges share their edge: getPstnCalls'
 //! `toDateTime` is inclusive) is shipped once.
 //!
-//! The next page of a log is asked for only while fewer than [`FLUSHES_AHEAD`] flushes are being
-//! shipped, so memory holds a bounded number of pages whatever the span. A log that fails (a 403
-//! for a missing permission, a page Graph keeps refusing) ends its chain and makes the job not
-//! `ok`; the other log goes on.
+//! Each (range, log) pair is a chain of pages. At most [`PAGES_AHEAD`] pages are asked for at once,
+//! and none while [`FLUSHES_AHEAD`] flushes are being shipped, so memory holds a bounded number of
+//! pages whatever the span; a chain's next page goes before the next chain's first. A page Graph
+//! keeps refusing ends its chain; a 401 or 403 (the app may not read the log) ends every chain of
+//! that log; either makes the job not `ok`, and the rest goes on. A next link to a page the chain
+//! already read ends the chain (Graph's own examples link a page to itself).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use serde::Serialize;
 
@@ -26,8 +28,10 @@ use crate::graph::{self};
 use crate::http::OutgoingRequest;
 use crate::values::{Instant, format_timestamp, parse_timestamp};
 
-/// The next page is read while fewer flushes than this are being shipped.
+/// No page is asked for while this many flushes are being shipped.
 pub const FLUSHES_AHEAD: usize = 4;
+/// Pages asked for at once, at most.
+pub const PAGES_AHEAD: usize = 4;
 
 /// What a poll read, for its report.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -44,8 +48,10 @@ pub struct PollReport {
     pub skipped: u64,
     /// Rows listed twice within this run: shipped once.
     pub duplicates: u64,
-    /// Logs that could not be read to the end, with why.
+    /// Chains (range, log) that could not be read to their end, with why.
     pub failed: Vec<String>,
+    /// Chains ended because a next link named a page already read.
+    pub looped: u32,
 }
 
 /// A poll in progress.
@@ -55,10 +61,12 @@ pub(super) struct Poll {
     skip: HashSet<String>,
     /// Keys seen in this run.
     seen: HashSet<String>,
-    /// Next pages held back while shipping catches up: (log, window, link).
-    held: Vec<(PstnLog, usize, String)>,
-    /// Logs whose chain failed: their held pages are dropped.
-    failed: HashSet<PstnLog>,
+    /// Pages not asked for yet: (log, window, next link; `None` for a chain's first page).
+    held: VecDeque<(PstnLog, usize, Option<String>)>,
+    /// Next links followed in this run.
+    visited: HashSet<String>,
+    /// Logs the app may not read (401, 403): none of their pages is asked for.
+    denied: HashSet<PstnLog>,
     /// Chains (window × log) not finished yet.
     chains_left: usize,
     pub(super) report: PollReport,
@@ -93,25 +101,22 @@ pub(super) fn poll_windows(since: &str, until: &str, skip: Vec<String>, now: u64
     }
     let chains_left = windows.len() * PstnLog::ALL.len();
     let report = PollReport { windows: windows.len() as u32, ..PollReport::default() };
+    let held = (0..windows.len()).flat_map(|w| PstnLog::ALL.map(|log| (log, w, None))).collect();
     Ok(Poll {
         windows,
         skip: skip.into_iter().collect(),
         seen: HashSet::new(),
-        held: vec![],
-        failed: HashSet::new(),
+        held,
+        visited: HashSet::new(),
+        denied: HashSet::new(),
         chains_left,
         report,
     })
 }
 
 impl Run {
-    /// Queue the first page of every (window, log) chain.
+    /// Start a poll: its first pages are asked for by [`Run::poll_ahead`].
     pub(super) fn start_poll(&mut self, poll: Poll) {
-        for window in 0..poll.windows.len() {
-            for log in PstnLog::ALL {
-                self.queue.push_back(Pending::new(Step::LogPage { log, window, link: None }));
-            }
-        }
         self.poll = Some(poll);
     }
 
@@ -137,7 +142,7 @@ impl Run {
     pub(super) fn on_log_page(&mut self, log: PstnLog, window: usize, link: Option<String>, body: &[u8], now: u64) {
         let page = match log_page(log, &String::from_utf8_lossy(body)) {
             Ok(p) => p,
-            Err(e) => return self.log_failed(log, e.to_string(), 0),
+            Err(e) => return self.log_failed(log, window, e.to_string(), 0),
         };
         let own = self.config.credentials.tenant_id.clone();
         let table = log.table().name;
@@ -158,12 +163,16 @@ impl Run {
         }
         *p.report.new.entry(log.name().into()).or_default() += rows.len() as u64;
         match page.next_link {
-            // A link to the page just read would be asked for forever: it ends the chain, as does
-            // the failure of the log's other chains.
-            Some(next) if link.as_deref() != Some(next.as_str()) && !p.failed.contains(&log) => {
-                p.held.push((log, window, next))
+            // A log the app may not read asks for nothing more.
+            Some(_) if p.denied.contains(&log) => p.chains_left = p.chains_left.saturating_sub(1),
+            // A link back to a page already read would be asked for forever.
+            Some(next) if link.as_deref() == Some(next.as_str()) || !p.visited.insert(next.clone()) => {
+                p.report.looped += 1;
+                p.chains_left = p.chains_left.saturating_sub(1);
             }
-            _ => p.chains_left = p.chains_left.saturating_sub(1),
+            // The chain goes on before any other chain starts.
+            Some(next) => p.held.push_front((log, window, Some(next))),
+            None => p.chains_left = p.chains_left.saturating_sub(1),
         }
         if !rows.is_empty() {
             self.keep_unshipped(table, rows, now);
@@ -173,41 +182,52 @@ impl Run {
         }
     }
 
-    /// Ask for held next pages while shipping keeps up.
+    /// Ask for held pages while fewer than [`PAGES_AHEAD`] are asked for and shipping keeps up.
     pub(super) fn poll_ahead(&mut self) {
-        if self.flushes.len() >= FLUSHES_AHEAD {
+        if self.poll.as_ref().is_none_or(|p| p.held.is_empty()) || self.flushes.len() >= FLUSHES_AHEAD {
             return;
         }
+        let is_page = |p: &Pending| matches!(p.step, Step::LogPage { .. });
+        let mut pages = self.queue.iter().filter(|p| is_page(p)).count()
+            + self.in_flight.values().filter(|(p, _)| is_page(p)).count();
         let Some(p) = self.poll.as_mut() else { return };
-        for (log, window, link) in std::mem::take(&mut p.held) {
-            self.queue.push_front(Pending::new(Step::LogPage { log, window, link: Some(link) }));
+        while pages < PAGES_AHEAD
+            && let Some((log, window, link)) = p.held.pop_front()
+        {
+            if p.denied.contains(&log) {
+                p.chains_left = p.chains_left.saturating_sub(1);
+                continue;
+            }
+            self.queue.push_back(Pending::new(Step::LogPage { log, window, link }));
+            pages += 1;
         }
     }
 
-    /// A log could not be read to its end: its chains stop, the other log goes on.
-    pub(super) fn log_failed(&mut self, log: PstnLog, reason: String, status: u16) {
-        let hint = match status {
-            401 | 403 => {
-                " (the app needs the Graph application permission CallRecords.Read.All with admin consent; \
-                 older Microsoft pages name CallRecord-PstnCalls.Read.All: grant that too, see \
-                 examples/sentinel/README.md)"
-            }
-            _ => "",
+    /// A page of chain (`log`, `window`) will not be read: the chain ends; a 401 or 403 ends
+    /// every chain of the log (the app may not read it), anything else only this one.
+    pub(super) fn log_failed(&mut self, log: PstnLog, window: usize, reason: String, status: u16) {
+        let denied = matches!(status, 401 | 403);
+        let hint = if denied {
+            " (the app needs the Graph application permission CallRecords.Read.All with admin consent; \
+             older Microsoft pages name CallRecord-PstnCalls.Read.All: grant that too, see \
+             examples/sentinel/README.md)"
+        } else {
+            ""
         };
-        let line = format!("{}: {reason}{hint}", log.function());
-        self.report.ok = false;
-        self.report.error.get_or_insert_with(|| line.clone());
         let Some(p) = self.poll.as_mut() else { return };
+        let (s, e) = p.windows[window];
+        let line = format!("{} ({} .. {}): {reason}{hint}", log.function(), format_timestamp(s), format_timestamp(e));
         p.chains_left = p.chains_left.saturating_sub(1);
-        if p.failed.insert(log) {
-            p.report.failed.push(line);
+        p.report.failed.push(line.clone());
+        if denied && p.denied.insert(log) {
+            // Its chains still held or queued end here; those in flight end when they answer.
+            let before = p.held.len();
+            p.held.retain(|(l, _, _)| *l != log);
+            let queued = self.queue.len();
+            self.queue.retain(|q| !matches!(q.step, Step::LogPage { log: l, .. } if l == log));
+            p.chains_left = p.chains_left.saturating_sub(before - p.held.len() + queued - self.queue.len());
         }
-        // The log's other chains end too: what failed here (a permission, a refused range) fails there.
-        let before = p.held.len();
-        p.held.retain(|(l, _, _)| *l != log);
-        p.chains_left = p.chains_left.saturating_sub(before - p.held.len());
-        let queued = self.queue.len();
-        self.queue.retain(|q| !matches!(q.step, Step::LogPage { log: l, .. } if l == log));
-        p.chains_left = p.chains_left.saturating_sub(queued - self.queue.len());
+        self.report.ok = false;
+        self.report.error.get_or_insert(line);
     }
 }

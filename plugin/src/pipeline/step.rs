@@ -102,7 +102,7 @@ impl Run {
             }
             Step::Call(call) => self.call_step_failed(call, reason, why, now),
             Step::ListPage { .. } => self.fatal(format!("List callRecords: {reason}")),
-            Step::LogPage { log, .. } => self.log_failed(log, reason, why.status()),
+            Step::LogPage { log, window, .. } => self.log_failed(log, window, reason, why.status()),
             Step::Ship { table, rows, flush, .. } => {
                 self.ship_failed(rows.len(), format!("{table}: {reason}"));
                 self.batch_settled(flush, table, false);

@@ -99,16 +99,26 @@ fn polls_over_overlapping_windows_ship_each_row_once_at_cloud_latency() {
     assert_eq!(accepted["TeamsPstnCall_CL"].len(), 2_301);
     assert!(ids(&accepted["TeamsPstnCall_CL"]).contains("00000000-0000-4000-8000-000000009999"));
 
-    // A poll whose window starts after some keys' rows forgets those keys (no poll lists them again).
-    // Rows n >= 2280 started 2 hours ago or later (now - 40 h + n min); no Direct Routing row did.
-    let out = run(&["pstn", "--since", &iso(now - 2 * 3600 - 30), "--checkpoint", cp_arg], &env);
+    // A narrower poll beside them keeps every key a 48-hour poll may list again; keys of rows that
+    // started more than 7 days back are forgotten. Plant one such key.
+    let mut c: Value = serde_json::from_slice(&std::fs::read(&cp).unwrap()).unwrap();
+    let old = format!("pstn:00000000-0000-4000-8000-000000777777@{}", iso(now - 8 * 86_400));
+    c["shipped"].as_array_mut().unwrap().push(json!(old));
+    std::fs::write(&cp, c.to_string()).unwrap();
+    let out = run(&["pstn", "--since", "2h", "--checkpoint", cp_arg], &env);
     assert!(out.status.success(), "{}", out.stderr_text());
     let c: Value = serde_json::from_slice(&std::fs::read(&cp).unwrap()).unwrap();
     let kept: BTreeSet<&str> = c["shipped"].as_array().unwrap().iter().map(|k| k.as_str().unwrap()).collect();
-    let want: BTreeSet<String> = (2_280..2_300)
-        .map(|n| format!("pstn:00000000-0000-4000-8000-{n:012}@{}", iso(now - 40 * 3600 + n as i64 * 60)))
-        .collect();
-    assert_eq!(kept, want.iter().map(String::as_str).collect());
+    assert_eq!(kept.len(), 2_341);
+    assert!(!kept.contains(old.as_str()));
+
+    // While another poll holds the checkpoint, a second one is refused instead of overwriting it.
+    let lock = std::fs::File::options().write(true).open(dir.join("state/pstn.lock")).unwrap();
+    lock.lock().unwrap();
+    let out = run(&["pstn", "--since", "2h", "--checkpoint", cp_arg], &env);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stderr_text().contains("another PSTN poll is using the checkpoint"), "{}", out.stderr_text());
+    drop(lock);
 }
 
 #[test]
