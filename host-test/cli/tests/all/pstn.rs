@@ -112,6 +112,15 @@ fn polls_over_overlapping_windows_ship_each_row_once_at_cloud_latency() {
     assert_eq!(kept.len(), 2_341);
     assert!(!kept.contains(old.as_str()));
 
+    // 100 days: two ranges (the stand-in answers 406 past 90 days, as Graph does); nothing new.
+    let out = run(&["pstn", "--since", "100d", "--checkpoint", cp_arg], &env);
+    assert!(out.status.success(), "{}{}", out.stdout_text(), out.stderr_text());
+    let line = out.stdout_text();
+    assert!(
+        line.contains(": 2301 PSTN and 40 Direct Routing rows listed, 0 shipped, 2341 shipped before (2 ranges,"),
+        "{line}"
+    );
+
     // While another poll holds the checkpoint, a second one is refused instead of overwriting it.
     let lock = std::fs::File::options().write(true).open(dir.join("state/pstn.lock")).unwrap();
     lock.lock().unwrap();

@@ -4,7 +4,10 @@
 //! 1,000 per page with a `$skip` `@odata.nextLink` and `@odata.count` (the page's count), and a
 //! range over 90 days is answered 406 (a contributor's note on Microsoft's page: the only source
 //! for that status; the body is Graph's usual error shape). The PSTN limits are kept: 200 requests
-//! per 60 s per app and tenant, 50 per function, then 429 with `Retry-After`.
+//! per 60 s per app and tenant, 50 per function, then 429 with `Retry-After` (not counted against
+//! the callRecords limits). Dates are taken as Microsoft's examples write them (`2019-11-01`) or as
+//! full timestamps, and getPstnCalls' next link is spelled `getPstnCalls(from=…,to=…)?$skip=…` as
+//! in Microsoft's example, so a client must follow it as given.
 
 use super::*;
 use callrecords::graph::pstn::{MAX_WINDOW_DAYS, PAGE_SIZE, PSTN_COLLECTION_RATE_LIMIT, PSTN_RATE_LIMIT, PstnLog};
@@ -73,10 +76,12 @@ impl StandIns {
             rest.strip_prefix(log.function()).and_then(|a| a.strip_prefix('(')).and_then(|a| a.strip_suffix(')'));
         let mut from = None;
         let mut to = None;
+        // A date alone is midnight UTC.
+        let date = |v: &str| parse_timestamp(v).or_else(|| parse_timestamp(&format!("{v}T00:00:00Z")));
         for a in args.unwrap_or_default().split(',') {
             match a.split_once('=') {
-                Some(("fromDateTime", v)) => from = parse_timestamp(v),
-                Some(("toDateTime", v)) => to = parse_timestamp(v),
+                Some(("fromDateTime" | "from", v)) => from = date(v),
+                Some(("toDateTime" | "to", v)) => to = date(v),
                 _ => {}
             }
         }
@@ -110,8 +115,12 @@ impl StandIns {
             "value": page,
         });
         if skip + PAGE_SIZE < rows.len() {
+            let call = match log {
+                PstnLog::Pstn => format!("getPstnCalls(from={},to={})", format_timestamp(from), format_timestamp(to)),
+                PstnLog::DirectRouting => rest.to_string(),
+            };
             body["@odata.nextLink"] =
-                json!(format!("{}/graph/v1.0/communications/callRecords/{rest}?$skip={}", self.base, skip + PAGE_SIZE));
+                json!(format!("{}/graph/v1.0/communications/callRecords/{call}?$skip={}", self.base, skip + PAGE_SIZE));
         }
         Answer::json(200, body)
     }
