@@ -11,8 +11,8 @@
 //! and none while [`FLUSHES_AHEAD`] flushes are being shipped, so memory holds a bounded number of
 //! pages whatever the span; a chain's next page goes before the next chain's first. A page Graph
 //! keeps refusing ends its chain; a 401 or 403 (the app may not read the log) ends every chain of
-//! that log; either makes the job not `ok`, and the rest goes on. A next link to a page the chain
-//! already read ends the chain (Graph's own examples link a page to itself).
+//! that log; either makes the job not `ok`, and the rest goes on. A next link this poll has
+//! followed already ends the chain (Graph's own examples link a page to itself).
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
