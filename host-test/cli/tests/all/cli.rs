@@ -198,6 +198,8 @@ fn schema_prints_every_table() {
             "TeamsCallLeg_CL",
             "TeamsCallStream_CL",
             "TeamsCallParticipant_CL",
+            "TeamsPstnCall_CL",
+            "TeamsDirectRoutingCall_CL",
             "TEAMSGraphCallRecords_CL"
         ]
     );

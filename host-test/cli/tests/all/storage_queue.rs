@@ -53,7 +53,9 @@ fn two_replicas_share_a_storage_queue_and_one_is_killed() {
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let replica = ["--batch", "20", "--lease-seconds", "10"];
     let listen = addr.to_string();
-    let serve_args = [&["serve", "--listen", &listen, "--keep-minutes", "0"][..], &replica[..]].concat();
+    let ws = dir.join("ws");
+    let serve_only = ["--keep-minutes", "0", "--pstn-minutes", "0", "--workspace", ws.to_str().unwrap()];
+    let serve_args = [&["serve", "--listen", &listen][..], &serve_only[..], &replica[..]].concat();
     let _serve = spawn_cli(&serve_args, &env, &serve_log, Some(addr));
     let mut work = spawn_cli(&[&["work"][..], &replica[..]].concat(), &env, &work_log, None);
 
@@ -195,7 +197,22 @@ fn a_sweep_on_the_storage_queue_queues_only_what_no_replica_shipped() {
     let log = dir.join("serve.log");
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let listen = addr.to_string();
-    let args = ["serve", "--listen", &listen, "--keep-minutes", "0", "--sweep-minutes", "0", "--lease-seconds", "10"];
+    let ws = dir.join("ws");
+    let args = [
+        "serve",
+        "--listen",
+        &listen,
+        "--keep-minutes",
+        "0",
+        "--sweep-minutes",
+        "0",
+        "--lease-seconds",
+        "10",
+        "--pstn-minutes",
+        "0",
+        "--workspace",
+        ws.to_str().unwrap(),
+    ];
     let _serve = spawn_cli(&args, &env, &log, Some(addr));
     let delivered: Vec<String> = (0..N).filter(|n| n % 10 >= 3).map(call_id).collect();
     for chunk in delivered.chunks(5) {
