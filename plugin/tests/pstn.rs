@@ -537,6 +537,49 @@ fn a_next_link_to_the_page_just_read_ends_the_chain() {
 }
 
 #[test]
+fn a_chain_of_new_next_links_that_never_ends_fails_its_chain_at_the_cap() {
+    // Every getDirectRoutingCalls page is empty and links to a page never seen ($skip grows): the
+    // loop rule cannot stop it, the page cap must. getPstnCalls ends after one page.
+    let mut run = Run::start(Config::from_env(&env()).unwrap(), poll(NOW - HOUR, NOW, vec![]), NOW).unwrap();
+    let mut now = NOW;
+    let mut dr_pages = 0u32;
+    let report = loop {
+        match run.next(now) {
+            Action::Send { id, request, .. } => {
+                let body = if request.url.contains("token") {
+                    r#"{"access_token":"t","expires_in":3599}"#.to_string()
+                } else if request.url.contains("/getDirectRoutingCalls") {
+                    dr_pages += 1;
+                    assert!(dr_pages <= 10_000, "the chain went on past the cap");
+                    let base = request.url.split('?').next().unwrap();
+                    format!(r#"{{"value":[],"@odata.nextLink":"{base}?$skip={}"}}"#, dr_pages * 1000)
+                } else if request.url.contains("/getPstnCalls") {
+                    r#"{"value":[]}"#.to_string()
+                } else {
+                    String::new()
+                };
+                now += 10;
+                run.respond(id, 200, &[], body.as_bytes(), now).unwrap();
+            }
+            Action::Wait(w) => now += u64::from(w),
+            Action::Progress(_) => {}
+            Action::Done(r) => break r,
+        }
+    };
+    // 10,000 pages read (at Graph's 50 a minute: 200 simulated minutes), then the chain fails.
+    assert_eq!(dr_pages, 10_000);
+    assert!(!report.ok);
+    let l = report.logs.unwrap();
+    assert_eq!(l.failed.len(), 1, "{:?}", l.failed);
+    assert!(
+        l.failed[0].starts_with("getDirectRoutingCalls (") && l.failed[0].contains("past 10000 pages"),
+        "{:?}",
+        l.failed
+    );
+    assert!(now - NOW >= 199 * 60_000, "{} ms: the per-function limit was kept", now - NOW);
+}
+
+#[test]
 fn a_poll_refuses_bad_spans() {
     let c = || Config::from_env(&env()).unwrap();
     for (since, until) in [("yesterday", ""), ("2026-11-28T00:00:00Z", "2026-11-27T00:00:00Z")] {

@@ -12,7 +12,8 @@
 //! pages whatever the span; a chain's next page goes before the next chain's first. A page Graph
 //! keeps refusing ends its chain; a 401 or 403 (the app may not read the log) ends every chain of
 //! that log; either makes the job not `ok`, and the rest goes on. A next link this poll has
-//! followed already ends the chain (Graph's own examples link a page to itself).
+//! followed already ends the chain (Graph's own examples link a page to itself), and a chain that
+//! goes past [`MAX_PAGES_PER_CHAIN`] pages fails instead of running for ever.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
@@ -32,6 +33,10 @@ use crate::values::{Instant, format_timestamp, parse_timestamp};
 pub const FLUSHES_AHEAD: usize = 4;
 /// Pages asked for at once, at most.
 pub const PAGES_AHEAD: usize = 4;
+/// Pages of one (range, log) chain: 10 million rows of one log in 90 days at Graph's 1,000 per
+/// page, far past any tenant (and 200 minutes at 50 requests a minute). A chain of new next links
+/// that goes on (a bug, a hostile answer) fails there instead of holding the poll for ever.
+pub const MAX_PAGES_PER_CHAIN: u32 = 10_000;
 
 /// What a poll read, for its report.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -65,6 +70,8 @@ pub(super) struct Poll {
     held: VecDeque<(PstnLog, usize, Option<String>)>,
     /// Next links followed in this run.
     visited: HashSet<String>,
+    /// Pages read per chain (log, window).
+    chain_pages: BTreeMap<(PstnLog, usize), u32>,
     /// Logs the app may not read (401, 403): none of their pages is asked for.
     denied: HashSet<PstnLog>,
     /// Chains (window × log) not finished yet.
@@ -108,6 +115,7 @@ pub(super) fn poll_windows(since: &str, until: &str, skip: Vec<String>, now: u64
         seen: HashSet::new(),
         held,
         visited: HashSet::new(),
+        chain_pages: BTreeMap::new(),
         denied: HashSet::new(),
         chains_left,
         report,
@@ -148,6 +156,10 @@ impl Run {
         let table = log.table().name;
         let Some(p) = self.poll.as_mut() else { return };
         p.report.pages += 1;
+        let read = p.chain_pages.entry((log, window)).or_default();
+        *read += 1;
+        let too_long = *read >= MAX_PAGES_PER_CHAIN;
+        let mut cut = false;
         *p.report.listed.entry(log.name().into()).or_default() += page.rows.len() as u64;
         let mut rows = vec![];
         let mut keys = vec![];
@@ -170,8 +182,9 @@ impl Run {
                 p.report.looped += 1;
                 p.chains_left = p.chains_left.saturating_sub(1);
             }
-            // The chain goes on before any other chain starts.
-            Some(next) => p.held.push_front((log, window, Some(next))),
+            // The chain goes on before any other chain starts, unless it went on too long.
+            Some(next) if !too_long => p.held.push_front((log, window, Some(next))),
+            Some(_) => cut = true,
             None => p.chains_left = p.chains_left.saturating_sub(1),
         }
         if !rows.is_empty() {
@@ -179,6 +192,10 @@ impl Run {
             for key in keys {
                 self.expanded(&CallKey::new(&own, &key), vec![table]);
             }
+        }
+        if cut {
+            let why = format!("Graph's @odata.nextLink chain goes past {MAX_PAGES_PER_CHAIN} pages");
+            self.log_failed(log, window, why, 0);
         }
     }
 
