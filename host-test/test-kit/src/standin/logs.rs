@@ -10,8 +10,18 @@
 //! in Microsoft's example, so a client must follow it as given.
 
 use super::*;
-use callrecords::graph::pstn::{MAX_WINDOW_DAYS, PAGE_SIZE, PSTN_COLLECTION_RATE_LIMIT, PSTN_RATE_LIMIT, PstnLog};
+use callrecords::graph::pstn::PstnLog;
 use callrecords::values::{Instant, format_timestamp, parse_timestamp};
+
+// Microsoft's numbers, written here from its pages rather than taken from the code under test.
+/// "The fromDateTime and toDateTime values cannot be more than a date range of 90 days."
+const MAX_WINDOW_DAYS: i64 = 90;
+/// "If there are more than 1,000 entries in the date range, the body also includes an @odata.NextLink."
+const PAGE_SIZE: usize = 1_000;
+/// PSTN call records throttling: 200 requests per 60 s per app per tenant ...
+const PSTN_RATE_LIMIT: (usize, u64) = (200, 60_000);
+/// ... and 50 per 60 s per collection.
+const PSTN_COLLECTION_RATE_LIMIT: (usize, u64) = (50, 60_000);
 
 /// The sample logs of the embedded default, next to `examples/graph/callrecords`.
 pub(super) const LOG_FILES: [(PstnLog, &str); 2] =
@@ -89,7 +99,7 @@ impl StandIns {
             let args = args.unwrap_or_default();
             return self.refuse(st, 400, "BadRequest", &format!("Expression expected in '{args}'."));
         };
-        if to.secs - from.secs > (MAX_WINDOW_DAYS * 86_400) as i64 {
+        if to.secs - from.secs > MAX_WINDOW_DAYS * 86_400 {
             return self.refuse(st, 406, "NotAcceptable", "The date range cannot be more than 90 days.");
         }
         let rows: Vec<&Value> = self
