@@ -156,8 +156,8 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         pstn_minutes: u64,
         /// Each PSTN poll reads calls that started within this many hours (overlapping polls; rows
-        /// shipped before are skipped).
-        #[arg(long, default_value_t = 48)]
+        /// shipped before are skipped); further back after polls stopped, at most 90 days.
+        #[arg(long, default_value_t = 48, value_parser = clap::value_parser!(u64).range(1..))]
         pstn_hours: u64,
         /// The PSTN poll's checkpoint (default: <workspace>/pstn.checkpoint.json).
         #[arg(long)]

@@ -496,16 +496,30 @@ pub fn pstn_poll(
     Ok(PollLine { line, error: s.error, shipped: s.shipped })
 }
 
-/// `serve`'s PSTN poller: now, then every `every`, over the last `hours`.
+/// `serve`'s PSTN poller: now, then every `every`, over the last `hours`, or from further back
+/// when earlier polls have not read that far (it was down, or they failed: see
+/// [`jobs::PollCheckpoint::next_since`]).
 fn pstn_poller(rt: &Runtime, env: &[(String, String)], every: std::time::Duration, hours: u64, checkpoint: &Path) {
     let net = match Network::new() {
         Ok(n) => n,
         Err(e) => return say!("pstn: cannot start: {e}"),
     };
+    // At most ten years (a larger --pstn-hours is no different, and must not overflow).
+    let hours = hours.min(24 * 3660) as i64;
+    let mut next = std::time::Instant::now();
     loop {
         let until = (jobs::now_ms() / 1000) as i64;
-        // At most ten years back (a larger --pstn-hours is no different, and must not overflow).
-        let since = until - hours.min(24 * 3660) as i64 * 3600;
+        let since = match jobs::PollCheckpoint::load(checkpoint) {
+            Ok(cp) => cp.next_since(until, hours),
+            Err(e) => {
+                say!("pstn: {e}");
+                until - hours * 3600
+            }
+        };
+        // An hour or so more than the window is the usual overlap; more means polls stopped.
+        if until - hours * 3600 - since > 2 * every.as_secs() as i64 {
+            say!("pstn: earlier polls did not read past {}: this one reads from there", iso(since + hours * 3600));
+        }
         match pstn_poll(rt, env, &iso(since), &iso(until), checkpoint, &net, false) {
             Ok(p) => {
                 say!("{}", p.line);
@@ -515,7 +529,10 @@ fn pstn_poller(rt: &Runtime, env: &[(String, String)], every: std::time::Duratio
             }
             Err(e) => say!("pstn: {e}"),
         }
-        std::thread::sleep(every);
+        // On the schedule, not `every` after a poll ends: a poll that overran starts the next now.
+        next += every;
+        std::thread::sleep(next.saturating_duration_since(std::time::Instant::now()));
+        next = next.max(std::time::Instant::now());
     }
 }
 

@@ -278,21 +278,39 @@ pub fn backfill(
     Ok(summary)
 }
 
+/// Write `bytes` to `path.tmp`, sync it and rename it to `path`: a crash leaves the old file or
+/// the new one, never half of one.
 fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<(), String> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|e| format!("cannot save the checkpoint {}: {e}", path.display()))
+    let tmp = beside(path, ".tmp");
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| format!("cannot save the checkpoint {}: {e}", path.display()))
 }
 
 /// What a PSTN log poll keeps between runs (`callrecords pstn`, and `serve`'s hourly poll): the
 /// keys of the rows it shipped (`{log}:{id}@{start}`), so that the overlapping windows of later
-/// polls ship each row once.
+/// polls ship each row once, and how far polls have read without a gap, so that `serve` catches
+/// up after it was down (or every poll failed) for longer than its window.
+///
+/// On disk: `FILE` (this, JSON, rewritten at the end of each poll) and `FILE.journal`, to which
+/// each accepted row's key is appended as soon as ingestion accepted it (one line each, synced);
+/// the next poll reads both, and the end of a poll folds the journal into `FILE`. So a poll
+/// writes each key once, not the whole list at every progress, and a crash loses no key.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PollCheckpoint {
-    /// The end of the last poll that read both logs to their end.
+    /// Where polls have read to, with no gap since `first_since`: the end of the last poll that
+    /// read both logs to their end and began at or before the previous `polled_until`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub polled_until: Option<String>,
+    /// The start of the first poll this checkpoint saw (successful or not): rows since then are
+    /// what `serve` must not lose.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_since: Option<String>,
     /// Keys of the rows shipped, sorted.
     #[serde(default)]
     pub shipped: Vec<String>,
@@ -303,13 +321,84 @@ pub struct PollCheckpoint {
 /// beside them, never forget a key a later poll can list again.
 pub const POLL_KEYS_KEPT_DAYS: i64 = 7;
 
+/// How far back `serve` goes to catch up after polls stopped (it was down, or every poll failed):
+/// one Graph range.
+pub const POLL_CATCH_UP_DAYS: i64 = 90;
+
+fn secs_of(t: &str) -> Option<i64> {
+    callrecords::values::parse_timestamp(t).map(|t| t.secs)
+}
+
+/// `path` with `suffix` added to its whole name (`pstn.json` → `pstn.json.lock`).
+fn beside(path: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    name.into()
+}
+
 impl PollCheckpoint {
+    /// The checkpoint at `path` with the keys its journal holds; none yet: empty. A file that
+    /// cannot be read is an error (starting afresh would ship the whole window again).
+    pub fn load(path: &std::path::Path) -> Result<PollCheckpoint, String> {
+        let mut cp: PollCheckpoint = match std::fs::read(path) {
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| {
+                format!("{}: not a PSTN poll checkpoint ({e}); move it away to start afresh", path.display())
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => PollCheckpoint::default(),
+            Err(e) => return Err(format!("cannot read the checkpoint {}: {e}", path.display())),
+        };
+        let journal = beside(path, ".journal");
+        match std::fs::read(&journal) {
+            // Whole lines only: a line a crash cut short is no key.
+            Ok(b) => cp.shipped.extend(
+                String::from_utf8_lossy(&b)
+                    .split_inclusive('\n')
+                    .filter_map(|l| l.strip_suffix('\n'))
+                    .filter(|k| !k.is_empty())
+                    .map(str::to_string),
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("cannot read the checkpoint's journal {}: {e}", journal.display())),
+        }
+        cp.shipped.sort();
+        cp.shipped.dedup();
+        Ok(cp)
+    }
+
     /// Keys of rows that started before `before` are forgotten (no poll from then on lists them).
     fn forget_before(&mut self, before: i64) {
         self.shipped.retain(|k| {
-            let start = k.rsplit_once('@').and_then(|(_, s)| callrecords::values::parse_timestamp(s));
-            start.is_none_or(|s| s.secs >= before)
+            let start = k.rsplit_once('@').and_then(|(_, s)| secs_of(s));
+            start.is_none_or(|s| s >= before)
         });
+    }
+
+    /// A poll of `[since, until)` read everything: `polled_until` moves to `until` if the poll
+    /// began at or before it (or, before any complete poll, at or before `first_since`): no gap;
+    /// and never back.
+    fn polled(&mut self, since: &str, until: &str) {
+        let (Some(s), Some(u)) = (secs_of(since), secs_of(until)) else { return };
+        let done = self.polled_until.as_deref().and_then(secs_of);
+        let reach = done.or_else(|| self.first_since.as_deref().and_then(secs_of));
+        if reach.is_some_and(|r| s > r) || done.is_some_and(|d| u <= d) {
+            return;
+        }
+        self.polled_until = Some(until.to_string());
+    }
+
+    /// Where `serve`'s next poll over the last `hours` should start at `now`. A row may appear up
+    /// to `hours` after its call started, so the last complete poll saw every row that started
+    /// after `polled_until - hours` and had appeared by then: the next poll starts there (an hour
+    /// before `now - hours` when polls keep up hourly; days before after an outage), or at
+    /// `first_since` when no poll has read everything yet; never later than `now - hours`, and
+    /// at most [`POLL_CATCH_UP_DAYS`] back.
+    pub fn next_since(&self, now: i64, hours: i64) -> i64 {
+        let usual = now - hours * 3600;
+        let read_to = match self.polled_until.as_deref().and_then(secs_of) {
+            Some(p) => Some(p - hours * 3600),
+            None => self.first_since.as_deref().and_then(secs_of),
+        };
+        read_to.map_or(usual, |r| r.min(usual)).max(now - POLL_CATCH_UP_DAYS * 86_400)
     }
 }
 
@@ -334,11 +423,24 @@ pub struct PollSummary {
     pub error: Option<String>,
 }
 
+/// Append `keys` to the journal, one line each, and sync it.
+fn journal_keys(journal: &mut std::fs::File, keys: &[String]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut text = String::with_capacity(keys.iter().map(|k| k.len() + 1).sum());
+    for k in keys {
+        // A key is one line: Graph's ids have no line breaks, a hostile one is written without.
+        text.extend(k.chars().filter(|c| *c != '\n' && *c != '\r'));
+        text.push('\n');
+    }
+    journal.write_all(text.as_bytes())?;
+    journal.sync_data()
+}
+
 /// Ship the PSTN and Direct Routing log rows of calls that started in `[since, until)`, skipping
-/// the keys of `checkpoint` and adding each shipped row's key to it as soon as it was accepted
-/// (the file is rewritten after every progress). One poll at a time uses a checkpoint: another
-/// (a `callrecords pstn` beside `serve`) is refused while it runs, instead of overwriting its keys.
-/// With `bar`, a progress bar on stderr.
+/// the keys of `checkpoint` and journaling each shipped row's key as soon as it was accepted
+/// (see [`PollCheckpoint`]). One poll at a time uses a checkpoint: another (a `callrecords pstn`
+/// beside `serve`) is refused while it runs, instead of overwriting its keys. With `bar`, a
+/// progress bar on stderr.
 pub fn pstn_poll(
     rt: &Runtime,
     env: &Vec<(String, String)>,
@@ -348,7 +450,7 @@ pub fn pstn_poll(
     transport: &dyn Transport,
     bar: bool,
 ) -> Result<PollSummary, String> {
-    let lock_path = checkpoint.with_extension("lock");
+    let lock_path = beside(checkpoint, ".lock");
     let lock = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -365,14 +467,18 @@ pub fn pstn_poll(
         }
         Err(std::fs::TryLockError::Error(e)) => return Err(format!("{}: {e}", lock_path.display())),
     }
-    let mut cp: PollCheckpoint = match std::fs::read(checkpoint) {
-        Ok(b) => serde_json::from_slice(&b).map_err(|e| {
-            format!("{}: not a PSTN poll checkpoint ({e}); move it away to start afresh", checkpoint.display())
-        })?,
-        Err(_) => PollCheckpoint::default(),
-    };
-    let since_secs = callrecords::values::parse_timestamp(since).map_or(i64::MAX, |t| t.secs);
+    let mut cp = PollCheckpoint::load(checkpoint)?;
+    if cp.first_since.is_none() {
+        cp.first_since = Some(since.to_string());
+    }
+    let since_secs = secs_of(since).unwrap_or(i64::MAX);
     cp.forget_before(since_secs.min((now_ms() / 1000) as i64 - POLL_KEYS_KEPT_DAYS * 86_400));
+    let journal_path = beside(checkpoint, ".journal");
+    let mut journal = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&journal_path)
+        .map_err(|e| format!("cannot write the checkpoint's journal {}: {e}", journal_path.display()))?;
     let job = Job::Pstn(crate::bindings::driver::PstnPoll {
         since: since.into(),
         until: until.into(),
@@ -390,9 +496,8 @@ pub fn pstn_poll(
         pb.set_message(format!("{} rows shipped", p.rows));
         if !p.shipped.is_empty() {
             cp.shipped.extend(p.shipped.iter().cloned());
-            match write_atomic(checkpoint, &serde_json::to_vec(&cp).unwrap_or_default()) {
-                Ok(()) => save_error = None,
-                Err(e) => save_error = Some(e),
+            if let Err(e) = journal_keys(&mut journal, &p.shipped) {
+                save_error.get_or_insert(format!("cannot save the checkpoint {}: {e}", journal_path.display()));
             }
         }
     });
@@ -411,11 +516,103 @@ pub fn pstn_poll(
         error: r.report.error.or(save_error),
     };
     if summary.error.is_none() {
-        cp.polled_until = Some(until.to_string());
+        cp.polled(since, until);
     }
     cp.shipped.sort();
     cp.shipped.dedup();
+    // The journal's keys are in the file once it is renamed into place; only then is it emptied.
     write_atomic(checkpoint, &serde_json::to_vec_pretty(&cp).unwrap_or_default())?;
+    drop(journal);
+    journal_path_cleared(&journal_path)?;
     drop(lock);
     Ok(summary)
+}
+
+fn journal_path_cleared(journal: &std::path::Path) -> Result<(), String> {
+    match std::fs::remove_file(journal) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("cannot remove the checkpoint's journal {}: {e}", journal.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: i64 = 3600;
+
+    fn iso_secs(secs: i64) -> String {
+        callrecords::values::format_timestamp(callrecords::values::Instant { secs, ticks: 0 })
+    }
+    /// 2026-11-28T00:00:00Z.
+    const NOW: i64 = 1_795_824_000;
+
+    fn cp(polled_until: Option<i64>, first_since: Option<i64>) -> PollCheckpoint {
+        PollCheckpoint {
+            polled_until: polled_until.map(iso_secs),
+            first_since: first_since.map(iso_secs),
+            shipped: vec![],
+        }
+    }
+
+    #[test]
+    fn serve_polls_the_usual_window_while_polls_keep_up() {
+        assert_eq!(cp(None, None).next_since(NOW, 48), NOW - 48 * H);
+        // An hour after the last poll: from its end minus the window, so that a row that appeared
+        // just after that poll, 47.5 hours after its call, is still read.
+        assert_eq!(cp(Some(NOW - H), Some(NOW - 100 * H)).next_since(NOW, 48), NOW - 49 * H);
+    }
+
+    #[test]
+    fn serve_catches_up_after_polls_stopped_for_longer_than_the_window() {
+        // Down for three days: from the last complete poll's end, minus the window.
+        assert_eq!(cp(Some(NOW - 72 * H), None).next_since(NOW, 48), NOW - 120 * H);
+        // No poll ever read everything (a 403 for days): from the first poll's start.
+        assert_eq!(cp(None, Some(NOW - 96 * H)).next_since(NOW, 48), NOW - 96 * H);
+        // At most 90 days back.
+        assert_eq!(cp(Some(NOW - 400 * 24 * H), None).next_since(NOW, 48), NOW - 90 * 24 * H);
+    }
+
+    #[test]
+    fn polled_until_moves_forward_only_and_not_over_a_gap() {
+        let mut c = cp(Some(NOW - 10 * H), None);
+        // A narrower poll that ends earlier does not move it back.
+        c.polled(&iso_secs(NOW - 20 * H), &iso_secs(NOW - 12 * H));
+        assert_eq!(c.polled_until, Some(iso_secs(NOW - 10 * H)));
+        // A poll that starts after it leaves a gap: not moved.
+        c.polled(&iso_secs(NOW - 2 * H), &iso_secs(NOW));
+        assert_eq!(c.polled_until, Some(iso_secs(NOW - 10 * H)));
+        // One that overlaps it moves it.
+        c.polled(&iso_secs(NOW - 48 * H), &iso_secs(NOW));
+        assert_eq!(c.polled_until, Some(iso_secs(NOW)));
+        let mut first = cp(None, Some(NOW - 48 * H));
+        first.polled(&iso_secs(NOW - 48 * H), &iso_secs(NOW));
+        assert_eq!(first.polled_until, Some(iso_secs(NOW)));
+        // Before any complete poll, one that starts after the first poll's start leaves a gap.
+        let mut failed_before = cp(None, Some(NOW - 96 * H));
+        failed_before.polled(&iso_secs(NOW - 2 * H), &iso_secs(NOW));
+        assert_eq!(failed_before.polled_until, None);
+    }
+
+    #[test]
+    fn the_journal_adds_whole_lines_only_and_a_missing_file_is_a_fresh_start() {
+        let dir = std::env::temp_dir().join(format!("callrecords-pstn-cp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("pstn.json");
+        assert_eq!(PollCheckpoint::load(&path).unwrap(), PollCheckpoint::default());
+        std::fs::write(&path, r#"{"shipped":["pstn:b@2026-11-27T00:00:00Z"]}"#).unwrap();
+        std::fs::write(
+            beside(&path, ".journal"),
+            "pstn:a@2026-11-27T01:00:00Z\npstn:b@2026-11-27T00:00:00Z\npstn:c@2026-1",
+        )
+        .unwrap();
+        let c = PollCheckpoint::load(&path).unwrap();
+        assert_eq!(c.shipped, ["pstn:a@2026-11-27T01:00:00Z", "pstn:b@2026-11-27T00:00:00Z"]);
+        // A checkpoint that is a folder (or unreadable) is an error, not a fresh start.
+        let e = PollCheckpoint::load(&dir).unwrap_err();
+        assert!(e.contains("cannot read the checkpoint"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

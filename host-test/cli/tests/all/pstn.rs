@@ -122,7 +122,7 @@ fn polls_over_overlapping_windows_ship_each_row_once_at_cloud_latency() {
     );
 
     // While another poll holds the checkpoint, a second one is refused instead of overwriting it.
-    let lock = std::fs::File::options().write(true).open(dir.join("state/pstn.lock")).unwrap();
+    let lock = std::fs::File::options().write(true).open(dir.join("state/pstn.json.lock")).unwrap();
     lock.lock().unwrap();
     let out = run(&["pstn", "--since", "2h", "--checkpoint", cp_arg], &env);
     assert_eq!(out.status.code(), Some(1));
@@ -166,4 +166,47 @@ fn serve_polls_the_logs_at_start() {
     let count = |t: &str| std::fs::read_to_string(ws.join(format!("{t}.ndjson"))).map_or(0, |s| s.lines().count());
     assert_eq!((count("TeamsPstnCall_CL"), count("TeamsDirectRoutingCall_CL")), (8, 5));
     assert!(ws.join("pstn.checkpoint.json").is_file());
+}
+
+#[test]
+fn serve_catches_up_when_its_polls_stopped_for_longer_than_the_window() {
+    // The last complete poll ended 72 hours ago (serve was down for three days): a row of a call
+    // 80 hours back that only appeared later is past the usual 48 hours, and still shipped.
+    let dir = temp_dir("cli-pstn-catch-up");
+    let now = now_secs();
+    let pstn = vec![pstn_entry(1, now - 80 * 3600), pstn_entry(2, now - 30 * 3600), pstn_entry(3, now - 130 * 3600)];
+    let (_, s) = standin::start_http("127.0.0.1:0", move |base| {
+        let mut s = StandIns::new(base, &callrecords_dir(), None, Faults::default())?;
+        s.set_logs(pstn, vec![]);
+        Ok(s)
+    })
+    .expect("stand-ins start");
+    let env = callrecords_test_kit::demo::demo_env(s.base(), "logs-ingestion");
+    let ws = dir.join("ws");
+    std::fs::create_dir_all(&ws).unwrap();
+    let cp = ws.join("pstn.checkpoint.json");
+    std::fs::write(&cp, json!({"polled_until": iso(now - 72 * 3600), "shipped": []}).to_string()).unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let log = dir.join("serve.log");
+    let args = ["serve", "--listen", &addr.to_string(), "--workspace", ws.to_str().unwrap(), "--sweep-minutes", "0"];
+    let child = crate::queue::spawn_cli(&args, &env, &log, Some(addr));
+    let started = std::time::Instant::now();
+    while !read_lossy(&log).lines().any(|l| l.starts_with("pstn ")) {
+        assert!(started.elapsed() < Duration::from_secs(60), "no poll in 60 s:\n{}", read_lossy(&log));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(child);
+    let output = read_lossy(&log);
+    // From the last poll's end minus the window: 120 hours back, so the row 130 hours back stays out.
+    assert!(output.contains(&format!("pstn: earlier polls did not read past {}", iso(now - 72 * 3600))), "{output}");
+    let line = output.lines().find(|l| l.starts_with("pstn ")).unwrap();
+    assert!(line.starts_with(&format!("pstn {} .. ", iso(now - 120 * 3600))), "{line}");
+    assert!(line.contains(": 2 PSTN and 0 Direct Routing rows listed, 2 shipped, 0 shipped before"), "{line}");
+    assert_eq!(ids(&s.accepted()["TeamsPstnCall_CL"]).len(), 2);
+    // The checkpoint now reads to this poll's end, with both keys; the journal is folded in.
+    let c: Value = serde_json::from_slice(&std::fs::read(&cp).unwrap()).unwrap();
+    let until = callrecords::values::parse_timestamp(c["polled_until"].as_str().unwrap()).unwrap().secs;
+    assert!(until >= now, "{c}");
+    assert_eq!(c["shipped"].as_array().unwrap().len(), 2);
+    assert!(!ws.join("pstn.checkpoint.json.journal").exists());
 }
