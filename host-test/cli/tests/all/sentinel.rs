@@ -784,6 +784,43 @@ fn queries_time_rows_by_the_call_not_by_their_arrival() {
     }
 }
 
+/// A rule's `5m` / `1h` / `3d` in minutes.
+fn minutes(d: &Value) -> u64 {
+    let d = d.as_str().unwrap_or_default();
+    let (n, unit) = d.split_at(d.len().saturating_sub(1));
+    let n: u64 = n.parse().unwrap_or_else(|_| panic!("{d} is not a rule duration"));
+    n * match unit {
+        "m" => 1,
+        "h" => 60,
+        "d" => 24 * 60,
+        _ => panic!("{d} is not a rule duration"),
+    }
+}
+
+#[test]
+fn rules_that_judge_rows_on_arrival_read_back_far_enough_to_see_them() {
+    // Sentinel runs a rule over the rows whose stored TimeGenerated is within queryPeriod. A row's
+    // stored TimeGenerated is its call's start when it arrives within 2 days of it (Logs Ingestion
+    // keeps it), so a rule that judges each row in the run after it arrived must read back 2 days
+    // plus its frequency, or a row that came 47 hours late is outside the run that should judge it.
+    let rules = content_files("Analytic Rules", ".yaml");
+    let mut judged_on_arrival = 0;
+    for (path, doc) in rules.iter().zip(yaml_files(&rules)) {
+        if !doc["query"].as_str().unwrap().contains("IngestedAt > query_now - query_frequency") {
+            continue;
+        }
+        judged_on_arrival += 1;
+        let (period, frequency) = (minutes(&doc["queryPeriod"]), minutes(&doc["queryFrequency"]));
+        assert!(
+            period >= 2 * 24 * 60 + frequency,
+            "{}: queryPeriod {:?} is too short",
+            path.display(),
+            doc["queryPeriod"]
+        );
+    }
+    assert_eq!(judged_on_arrival, 2, "the emergency and high-risk destination rules");
+}
+
 // ---- the solution package, as Azure-Sentinel's packaging tool (V3) and its CI read it -----------------
 
 /// `Data/Solution_*.json`, the packaging tool's input (exactly one).
