@@ -385,28 +385,58 @@ fn newest_legs() -> Vec<Value> {
         .collect()
 }
 
-fn minute(ts: &Value) -> i64 {
-    // "2026-11-16T09:02:00Z": minutes since the start of the month are enough within the sample.
-    let s = ts.as_str().unwrap();
-    let n = |a: usize, b: usize| s[a..b].parse::<i64>().unwrap();
-    (n(8, 10) * 24 + n(11, 13)) * 60 + n(14, 16)
+/// The windows the queries count in: one opens at each event of a key (at `anchor(t)`: the event
+/// itself, or its minute) and holds the key's events of the next `width` seconds. Per key, the
+/// window that `keep` accepts with the highest `score` (the earliest of equals), as the events'
+/// indices.
+fn busiest_windows<K: Ord + Clone>(
+    events: &[(K, i64)],
+    width: i64,
+    anchor: impl Fn(i64) -> i64,
+    keep: impl Fn(&[usize]) -> bool,
+    score: impl Fn(&[usize]) -> usize,
+) -> BTreeMap<K, Vec<usize>> {
+    let mut best: BTreeMap<K, (usize, i64, Vec<usize>)> = BTreeMap::new();
+    let starts: BTreeSet<(K, i64)> = events.iter().map(|(k, t)| (k.clone(), anchor(*t))).collect();
+    for (key, start) in starts {
+        let members: Vec<usize> = (0..events.len())
+            .filter(|i| events[*i].0 == key && (start..start + width).contains(&events[*i].1))
+            .collect();
+        if !keep(&members) {
+            continue;
+        }
+        let sc = score(&members);
+        match best.get(&key) {
+            Some((b, _, _)) if *b >= sc => {}
+            _ => {
+                best.insert(key, (sc, start, members));
+            }
+        }
+    }
+    best.into_iter().map(|(k, (_, _, m))| (k, m)).collect()
 }
 
 #[test]
 fn sample_data_holds_the_planted_vishing_burst() {
-    // An external-tenant caller reaching >= 5 internal users within one clock hour.
-    let mut by_caller: BTreeMap<(String, i64), (BTreeSet<String>, BTreeSet<String>)> = BTreeMap::new();
-    for l in newest_legs() {
-        let (ct, et) = (l["CallerTenantId"].as_str().unwrap_or(""), l["CalleeTenantId"].as_str().unwrap_or(""));
-        if !ct.is_empty() && ct != HOME && et == HOME {
-            let e = by_caller
-                .entry((l["CallerId"].as_str().unwrap().into(), minute(&l["StartDateTime"]) / 60))
-                .or_default();
-            e.0.insert(l["CalleeId"].as_str().unwrap().into());
-            e.1.insert(l["CallId"].as_str().unwrap().into());
-        }
-    }
-    let hits: Vec<_> = by_caller.values().filter(|(targets, _)| targets.len() >= 5).collect();
+    // An external-tenant caller reaching >= 5 internal users within an hour (a window opens at
+    // each of its legs).
+    let legs: Vec<Value> = newest_legs()
+        .into_iter()
+        .filter(|l| {
+            let (ct, et) = (l["CallerTenantId"].as_str().unwrap_or(""), l["CalleeTenantId"].as_str().unwrap_or(""));
+            !ct.is_empty() && ct != HOME && et == HOME
+        })
+        .collect();
+    let events: Vec<(String, i64)> = legs
+        .iter()
+        .map(|l| (l["CallerId"].as_str().unwrap().to_string(), epoch(&l["StartDateTime"]).unwrap()))
+        .collect();
+    let targets = |m: &[usize]| m.iter().map(|i| legs[*i]["CalleeId"].as_str().unwrap()).collect::<BTreeSet<_>>().len();
+    let windows = busiest_windows(&events, 3600, |t| t, |m| targets(m) >= 5, targets);
+    let hits: Vec<(usize, BTreeSet<String>)> = windows
+        .values()
+        .map(|m| (targets(m), m.iter().map(|i| legs[*i]["CallId"].as_str().unwrap().to_string()).collect()))
+        .collect();
     assert_eq!(hits.len(), 1, "{hits:?}");
     assert_eq!(hits[0].1, documented("Hunting Queries/external-tenant-reaching-many-users.yaml"));
     // The analytic rule is the same logic.
@@ -423,16 +453,17 @@ fn sample_data_holds_the_planted_vishing_burst() {
 
 #[test]
 fn sample_data_holds_the_planted_failed_setup_burst_and_ti_hit() {
-    let mut failures: BTreeMap<(String, i64), BTreeSet<String>> = BTreeMap::new();
-    for l in newest_legs() {
-        if l["FailureStage"] == "callSetup" {
-            let key = (l["CallerId"].as_str().unwrap().into(), minute(&l["StartDateTime"]) / 10);
-            failures.entry(key).or_default().insert(l["CallId"].as_str().unwrap().into());
-        }
-    }
-    let bursts: Vec<_> = failures.values().filter(|calls| calls.len() >= 5).collect();
-    assert_eq!(bursts.len(), 1, "{failures:?}");
-    assert_eq!(bursts[0], &documented("Hunting Queries/failed-call-setup-burst.yaml"));
+    // >= 5 call-setup failures by one caller within 10 minutes (a window opens at each failure).
+    let failed: Vec<Value> = newest_legs().into_iter().filter(|l| l["FailureStage"] == "callSetup").collect();
+    let events: Vec<(String, i64)> = failed
+        .iter()
+        .map(|l| (l["CallerId"].as_str().unwrap().to_string(), epoch(&l["StartDateTime"]).unwrap()))
+        .collect();
+    let bursts = busiest_windows(&events, 600, |t| t, |m| m.len() >= 5, <[usize]>::len);
+    assert_eq!(bursts.len(), 1, "{bursts:?}");
+    let calls: BTreeSet<String> =
+        bursts.values().next().unwrap().iter().map(|i| failed[*i]["CallId"].as_str().unwrap().to_string()).collect();
+    assert_eq!(calls, documented("Hunting Queries/failed-call-setup-burst.yaml"));
 
     let active: BTreeSet<String> = ndjson("ThreatIntelligenceIndicator.ndjson")
         .iter()
@@ -610,31 +641,33 @@ fn sample_data_holds_the_planted_charge_spikes() {
 #[test]
 fn sample_data_holds_the_planted_short_call_burst_storm_and_emergency_call() {
     let rows = pstn_rows();
-    // >= 5 outbound calls of <= 30 s to >= 3 numbers by one user within a 10-minute bin.
-    let mut bins: BTreeMap<(&str, i64), Vec<&PstnRow>> = BTreeMap::new();
-    for r in rows.iter().filter(|r| r.outbound && r.secs <= 30 && !r.user.is_empty()) {
-        bins.entry((&r.user, r.start.div_euclid(600))).or_default().push(r);
-    }
-    let bursts: Vec<&Vec<&PstnRow>> = bins
-        .values()
-        .filter(|b| b.len() >= 5 && b.iter().map(|r| &r.dialed).collect::<BTreeSet<_>>().len() >= 3)
-        .collect();
-    assert_eq!(bursts.len(), 1, "{bins:?}");
-    assert_eq!(ids(bursts[0].iter().copied()), documented("Hunting Queries/pstn-short-outbound-call-burst.yaml"));
+    // >= 5 outbound calls of <= 30 s to >= 3 numbers by one user within 10 minutes (a window opens
+    // at each such call).
+    let short: Vec<&PstnRow> = rows.iter().filter(|r| r.outbound && r.secs <= 30 && !r.user.is_empty()).collect();
+    let events: Vec<(String, i64)> = short.iter().map(|r| (r.user.clone(), r.start)).collect();
+    let numbers = |m: &[usize]| m.iter().map(|i| &short[*i].dialed).collect::<BTreeSet<_>>().len();
+    let bursts = busiest_windows(&events, 600, |t| t, |m| m.len() >= 5 && numbers(m) >= 3, <[usize]>::len);
+    assert_eq!(bursts.len(), 1, "{bursts:?}");
+    let burst = bursts.values().next().unwrap().iter().map(|i| short[*i]);
+    assert_eq!(ids(burst), documented("Hunting Queries/pstn-short-outbound-call-burst.yaml"));
 
-    // >= 10 failed Direct Routing attempts on one trunk within a 15-minute bin, half its attempts.
-    let mut trunks: BTreeMap<(&str, i64), Vec<&PstnRow>> = BTreeMap::new();
-    for r in rows.iter().filter(|r| r.direct_routing && !r.trunk.is_empty()) {
-        trunks.entry((&r.trunk, r.start.div_euclid(900))).or_default().push(r);
-    }
-    let storms: Vec<(&(&str, i64), Vec<&PstnRow>)> = trunks
-        .iter()
-        .map(|(k, v)| (k, v.iter().copied().filter(|r| r.success == Some(false)).collect::<Vec<_>>()))
-        .filter(|(k, failed)| failed.len() >= 10 && failed.len() * 2 >= trunks[*k].len())
-        .collect();
+    // >= 10 failed Direct Routing attempts on one trunk within 15 minutes, half its attempts there
+    // (a window opens at each minute with an attempt).
+    let attempts: Vec<&PstnRow> = rows.iter().filter(|r| r.direct_routing && !r.trunk.is_empty()).collect();
+    let events: Vec<(String, i64)> = attempts.iter().map(|r| (r.trunk.clone(), r.start)).collect();
+    let failures = |m: &[usize]| m.iter().filter(|i| attempts[**i].success == Some(false)).count();
+    let storms = busiest_windows(
+        &events,
+        900,
+        |t| t.div_euclid(60) * 60,
+        |m| failures(m) >= 10 && failures(m) * 2 >= m.len(),
+        failures,
+    );
     assert_eq!(storms.len(), 1, "{storms:?}");
-    assert_eq!(storms[0].0.0, "sbc2.contoso.com");
-    assert_eq!(ids(storms[0].1.iter().copied()), documented("Hunting Queries/direct-routing-failure-storm.yaml"));
+    let (trunk, storm) = storms.iter().next().unwrap();
+    assert_eq!(trunk, "sbc2.contoso.com");
+    let failed = storm.iter().map(|i| attempts[*i]).filter(|r| r.success == Some(false));
+    assert_eq!(ids(failed), documented("Hunting Queries/direct-routing-failure-storm.yaml"));
     // The baseline's busy signals are failures too, one a day.
     assert!(rows.iter().any(|r| r.start < ATTACK_DAY && r.success == Some(false)));
 
