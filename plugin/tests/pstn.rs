@@ -471,23 +471,18 @@ fn a_page_graph_keeps_refusing_ends_its_chain_only_and_pages_stay_bounded() {
     assert!(logs.max_pages_in_flight >= 2, "the chains ran together");
 }
 
-#[test]
-fn a_next_link_back_to_an_earlier_page_ends_the_chain() {
-    // Page A links to B and B back to A: without the rule, the poll would never end.
+/// A poll of the last hour against `page`, which answers each log request (by URL) with a body;
+/// tokens are granted, 10 ms per answer; the poll's report and the simulated time it took.
+fn run_with_pages(mut page: impl FnMut(&str) -> String) -> (Box<Report>, u64) {
     let mut run = Run::start(Config::from_env(&env()).unwrap(), poll(NOW - HOUR, NOW, vec![]), NOW).unwrap();
     let mut now = NOW;
-    let mut pages = 0;
-    let report = loop {
+    loop {
         match run.next(now) {
             Action::Send { id, request, .. } => {
                 let body = if request.url.contains("token") {
                     r#"{"access_token":"t","expires_in":3599}"#.to_string()
                 } else if request.url.contains("/get") {
-                    pages += 1;
-                    assert!(pages < 20, "the chain never ends");
-                    let base = request.url.split('?').next().unwrap().to_string();
-                    let next = if request.url.ends_with("$skip=1000") { "$skip=2000" } else { "$skip=1000" };
-                    format!(r#"{{"value":[],"@odata.nextLink":"{base}?{next}"}}"#)
+                    page(&request.url)
                 } else {
                     String::new()
                 };
@@ -496,9 +491,22 @@ fn a_next_link_back_to_an_earlier_page_ends_the_chain() {
             }
             Action::Wait(w) => now += u64::from(w),
             Action::Progress(_) => {}
-            Action::Done(r) => break r,
+            Action::Done(r) => return (r, now - NOW),
         }
-    };
+    }
+}
+
+#[test]
+fn a_next_link_back_to_an_earlier_page_ends_the_chain() {
+    // Page A links to B and B back to A: without the rule, the poll would never end.
+    let mut pages = 0;
+    let (report, _) = run_with_pages(|url| {
+        pages += 1;
+        assert!(pages < 20, "the chain never ends");
+        let base = url.split('?').next().unwrap();
+        let next = if url.ends_with("$skip=1000") { "$skip=2000" } else { "$skip=1000" };
+        format!(r#"{{"value":[],"@odata.nextLink":"{base}?{next}"}}"#)
+    });
     assert!(report.ok, "{:?}", report.error);
     // Per log: the first page, A ($skip=1000), B ($skip=2000) whose link names A again.
     assert_eq!(pages, 6);
@@ -507,30 +515,13 @@ fn a_next_link_back_to_an_earlier_page_ends_the_chain() {
 
 #[test]
 fn a_next_link_to_the_page_just_read_ends_the_chain() {
-    let mut run = Run::start(Config::from_env(&env()).unwrap(), poll(NOW - HOUR, NOW, vec![]), NOW).unwrap();
-    let mut now = NOW;
     let mut pages = 0;
-    let report = loop {
-        match run.next(now) {
-            Action::Send { id, request, .. } => {
-                let body = if request.url.contains("token") {
-                    r#"{"access_token":"t","expires_in":3599}"#.to_string()
-                } else if request.url.contains("/get") {
-                    pages += 1;
-                    // Every page of a log links to the same URL: the second page names itself.
-                    let base = request.url.split('?').next().unwrap();
-                    format!(r#"{{"value":[],"@odata.nextLink":"{base}?$skip=1000"}}"#)
-                } else {
-                    String::new()
-                };
-                now += 10;
-                run.respond(id, 200, &[], body.as_bytes(), now).unwrap();
-            }
-            Action::Wait(w) => now += u64::from(w),
-            Action::Progress(_) => {}
-            Action::Done(r) => break r,
-        }
-    };
+    let (report, _) = run_with_pages(|url| {
+        pages += 1;
+        // Every page of a log links to the same URL: the second page names itself.
+        let base = url.split('?').next().unwrap();
+        format!(r#"{{"value":[],"@odata.nextLink":"{base}?$skip=1000"}}"#)
+    });
     assert!(report.ok, "{:?}", report.error);
     // Per log: the first page, then its link once (which names itself).
     assert_eq!(pages, 4);
@@ -540,32 +531,16 @@ fn a_next_link_to_the_page_just_read_ends_the_chain() {
 fn a_chain_of_new_next_links_that_never_ends_fails_its_chain_at_the_cap() {
     // Every getDirectRoutingCalls page is empty and links to a page never seen ($skip grows): the
     // loop rule cannot stop it, the page cap must. getPstnCalls ends after one page.
-    let mut run = Run::start(Config::from_env(&env()).unwrap(), poll(NOW - HOUR, NOW, vec![]), NOW).unwrap();
-    let mut now = NOW;
     let mut dr_pages = 0u32;
-    let report = loop {
-        match run.next(now) {
-            Action::Send { id, request, .. } => {
-                let body = if request.url.contains("token") {
-                    r#"{"access_token":"t","expires_in":3599}"#.to_string()
-                } else if request.url.contains("/getDirectRoutingCalls") {
-                    dr_pages += 1;
-                    assert!(dr_pages <= 10_000, "the chain went on past the cap");
-                    let base = request.url.split('?').next().unwrap();
-                    format!(r#"{{"value":[],"@odata.nextLink":"{base}?$skip={}"}}"#, dr_pages * 1000)
-                } else if request.url.contains("/getPstnCalls") {
-                    r#"{"value":[]}"#.to_string()
-                } else {
-                    String::new()
-                };
-                now += 10;
-                run.respond(id, 200, &[], body.as_bytes(), now).unwrap();
-            }
-            Action::Wait(w) => now += u64::from(w),
-            Action::Progress(_) => {}
-            Action::Done(r) => break r,
+    let (report, elapsed) = run_with_pages(|url| {
+        if !url.contains("/getDirectRoutingCalls") {
+            return r#"{"value":[]}"#.to_string();
         }
-    };
+        dr_pages += 1;
+        assert!(dr_pages <= 10_000, "the chain went on past the cap");
+        let base = url.split('?').next().unwrap();
+        format!(r#"{{"value":[],"@odata.nextLink":"{base}?$skip={}"}}"#, dr_pages * 1000)
+    });
     // 10,000 pages read (at Graph's 50 a minute: 200 simulated minutes), then the chain fails.
     assert_eq!(dr_pages, 10_000);
     assert!(!report.ok);
@@ -576,7 +551,7 @@ fn a_chain_of_new_next_links_that_never_ends_fails_its_chain_at_the_cap() {
         "{:?}",
         l.failed
     );
-    assert!(now - NOW >= 199 * 60_000, "{} ms: the per-function limit was kept", now - NOW);
+    assert!(elapsed >= 199 * 60_000, "{elapsed} ms: the per-function limit was kept");
 }
 
 #[test]

@@ -137,6 +137,15 @@ fn pstn_refuses_a_bad_since_and_names_the_form() {
     assert!(out.stderr_text().contains("48h, 7d"), "{}", out.stderr_text());
 }
 
+/// Until `serve` logged its first poll's line.
+fn wait_for_a_poll(log: &std::path::Path) {
+    let started = std::time::Instant::now();
+    while !read_lossy(log).lines().any(|l| l.starts_with("pstn ")) {
+        assert!(started.elapsed() < Duration::from_secs(60), "no poll in 60 s:\n{}", read_lossy(log));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn serve_polls_the_logs_at_start() {
     let dir = temp_dir("cli-pstn-serve");
@@ -152,11 +161,7 @@ fn serve_polls_the_logs_at_start() {
     cmd.stdin(Stdio::null()).stdout(file.try_clone().unwrap()).stderr(file);
     let mut child = ChildGuard(cmd.spawn().expect("spawn callrecords serve"));
     wait_for_port(addr, &mut child, Duration::from_secs(120), &log);
-    let started = std::time::Instant::now();
-    while !read_lossy(&log).lines().any(|l| l.starts_with("pstn ")) {
-        assert!(started.elapsed() < Duration::from_secs(60), "no poll in 60 s:\n{}", read_lossy(&log));
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_a_poll(&log);
     drop(child);
     let output = read_lossy(&log);
     assert!(output.contains("polled now and every 60 min over the last 48 h"), "{output}");
@@ -190,11 +195,7 @@ fn serve_catches_up_when_its_polls_stopped_for_longer_than_the_window() {
     let log = dir.join("serve.log");
     let args = ["serve", "--listen", &addr.to_string(), "--workspace", ws.to_str().unwrap(), "--sweep-minutes", "0"];
     let child = crate::queue::spawn_cli(&args, &env, &log, Some(addr));
-    let started = std::time::Instant::now();
-    while !read_lossy(&log).lines().any(|l| l.starts_with("pstn ")) {
-        assert!(started.elapsed() < Duration::from_secs(60), "no poll in 60 s:\n{}", read_lossy(&log));
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_a_poll(&log);
     drop(child);
     let output = read_lossy(&log);
     // From the last poll's end minus the window: 120 hours back, so the row 130 hours back stays out.
