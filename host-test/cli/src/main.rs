@@ -257,8 +257,9 @@ enum Command {
         #[arg(long, default_value = "workspace/pstn.checkpoint.json")]
         checkpoint: PathBuf,
     },
-    /// Write the Sentinel deployment templates generated from the schema: tables.json, dcr.json and
-    /// the Kusto database schema of the KQL validator.
+    /// Write the Sentinel content generated from the schema: tables.json, dcr.json, the Kusto
+    /// database schema of the KQL validator, the connector page, and the table schemas of
+    /// Azure-Sentinel's KQL validation (validate/CustomTables/).
     SentinelTemplates {
         /// The Sentinel content folder.
         #[arg(long, default_value = "examples/sentinel")]

@@ -1,7 +1,8 @@
 //! Deployment content generated from the one schema ([`crate::schema::TABLES`]): the ARM templates
 //! of the custom tables and of the data collection rule (with its endpoint and the role that lets
-//! the app send), the Sentinel solution's data connector page, and a Kusto database schema for the
-//! KQL validator; with the type names each of
+//! the app send), the Sentinel solution's data connector page, a Kusto database schema for the
+//! KQL validator, and the table schemas Azure-Sentinel's own KQL validation reads; with the type
+//! names each of
 //! those formats uses and the workspace columns of the seed-compatible table. Pure: values and
 //! strings; writing the files is the host's (`callrecords sentinel-templates`).
 
@@ -341,9 +342,28 @@ pub fn data_connector() -> Value {
     })
 }
 
+/// `validate/CustomTables/<Table>.json`: each table's columns in the form the Azure-Sentinel
+/// repository's KQL validation reads them (`.script/tests/KqlvalidationsTests/CustomTables/`):
+/// a solution's queries on custom tables fail its CI without them.
+pub fn azure_sentinel_table_schemas() -> Vec<Generated> {
+    schema::TABLES
+        .iter()
+        .map(|t| {
+            let properties: Vec<Value> = workspace_columns(t)
+                .into_iter()
+                .map(|(name, kind, _)| json!({"Name": name, "Type": kql_type(kind)}))
+                .collect();
+            Generated {
+                path: format!("validate/CustomTables/{}.json", t.name),
+                contents: pretty(&json!({"Name": t.name, "Properties": properties})),
+            }
+        })
+        .collect()
+}
+
 /// Every file `sentinel-templates` writes.
 pub fn templates() -> Vec<Generated> {
-    vec![
+    let mut files = vec![
         Generated { path: "tables.json".into(), contents: pretty(&tables_template()) },
         Generated { path: "dcr.json".into(), contents: pretty(&dcr_template()) },
         Generated { path: "validate/database-schema.json".into(), contents: pretty(&database_schema()) },
@@ -351,7 +371,9 @@ pub fn templates() -> Vec<Generated> {
             path: "Data Connectors/TeamsCallRecords_DataConnector.json".into(),
             contents: pretty(&data_connector()),
         },
-    ]
+    ];
+    files.extend(azure_sentinel_table_schemas());
+    files
 }
 
 #[cfg(test)]
@@ -464,11 +486,11 @@ mod tests {
     }
 
     #[test]
-    fn templates_are_four_files_of_pretty_json() {
+    fn templates_are_four_files_and_a_schema_per_table_of_pretty_json() {
         let files = templates();
         let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(
-            paths,
+            paths[..4],
             [
                 "tables.json",
                 "dcr.json",
@@ -476,6 +498,8 @@ mod tests {
                 "Data Connectors/TeamsCallRecords_DataConnector.json"
             ]
         );
+        let schemas: Vec<String> = TABLES.iter().map(|t| format!("validate/CustomTables/{}.json", t.name)).collect();
+        assert_eq!(paths[4..], schemas.iter().map(String::as_str).collect::<Vec<_>>());
         for f in &files {
             assert!(f.contents.ends_with("}\n"), "{}", f.path);
             let v: Value = serde_json::from_str(&f.contents).unwrap();

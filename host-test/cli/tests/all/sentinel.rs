@@ -108,6 +108,41 @@ fn tables_template_has_every_table_and_column() {
 }
 
 #[test]
+fn azure_sentinel_table_schemas_have_the_columns_of_the_tables_template() {
+    // Azure-Sentinel's KQL validation reads `{"Name", "Properties": [{"Name", "Type"}]}` with KQL's
+    // type names; the columns are those tables.json creates, in its order (its types renamed).
+    fn kql(api: &str) -> &str {
+        match api {
+            "dateTime" => "datetime",
+            "boolean" => "bool",
+            other => other,
+        }
+    }
+    let t = read_json(&Path::new(SENTINEL).join("tables.json"));
+    let resources = t["resources"].as_array().unwrap();
+    let files = content_files("validate/CustomTables", ".json");
+    assert_eq!(files.len(), resources.len(), "{files:?}");
+    for r in resources {
+        let name = r["properties"]["schema"]["name"].as_str().unwrap();
+        let doc = read_json(&Path::new(SENTINEL).join(format!("validate/CustomTables/{name}.json")));
+        assert_eq!(doc["Name"], name);
+        let want: Vec<(String, String)> = r["properties"]["schema"]["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["name"].as_str().unwrap().to_string(), kql(c["type"].as_str().unwrap()).to_string()))
+            .collect();
+        let got: Vec<(String, String)> = doc["Properties"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p["Name"].as_str().unwrap().to_string(), p["Type"].as_str().unwrap().to_string()))
+            .collect();
+        assert_eq!(got, want, "{name}");
+    }
+}
+
+#[test]
 fn seed_table_has_the_documented_data_collector_columns() {
     // Each seed column documents the column the Data Collector API made of it: "callRecord id
     // (id_s).", "lastModifiedDateTime_t.", ... Those names, not a rule, are the expectation.
