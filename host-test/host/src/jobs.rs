@@ -473,7 +473,12 @@ pub fn pstn_poll(
     }
     let since_secs = secs_of(since).unwrap_or(i64::MAX);
     cp.forget_before(since_secs.min((now_ms() / 1000) as i64 - POLL_KEYS_KEPT_DAYS * 86_400));
+    // A journal a crashed poll left is folded in first: this poll's keys must not be appended to
+    // a line the crash cut short.
     let journal_path = beside(checkpoint, ".journal");
+    if journal_path.exists() {
+        fold(checkpoint, &journal_path, &cp)?;
+    }
     let mut journal = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -520,15 +525,16 @@ pub fn pstn_poll(
     }
     cp.shipped.sort();
     cp.shipped.dedup();
-    // The journal's keys are in the file once it is renamed into place; only then is it emptied.
-    write_atomic(checkpoint, &serde_json::to_vec_pretty(&cp).unwrap_or_default())?;
     drop(journal);
-    journal_path_cleared(&journal_path)?;
+    fold(checkpoint, &journal_path, &cp)?;
     drop(lock);
     Ok(summary)
 }
 
-fn journal_path_cleared(journal: &std::path::Path) -> Result<(), String> {
+/// Write `cp` (which holds the journal's keys) to `checkpoint`, then remove the journal: its keys
+/// are in the file once it is renamed into place, and only then is it removed.
+fn fold(checkpoint: &std::path::Path, journal: &std::path::Path, cp: &PollCheckpoint) -> Result<(), String> {
+    write_atomic(checkpoint, &serde_json::to_vec_pretty(cp).unwrap_or_default())?;
     match std::fs::remove_file(journal) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

@@ -88,6 +88,14 @@ fn polls_over_overlapping_windows_ship_each_row_once_at_cloud_latency() {
     assert_eq!(c["shipped"].as_array().unwrap().len(), 2_340);
     assert!(c["polled_until"].is_string());
 
+    // A crashed poll's journal (a key moved out of the file into it, then a line the crash cut
+    // short) is read: that row is not shipped again, and the torn line becomes no key.
+    let mut c: Value = serde_json::from_slice(&std::fs::read(&cp).unwrap()).unwrap();
+    let moved = c["shipped"].as_array_mut().unwrap().pop().unwrap();
+    std::fs::write(&cp, c.to_string()).unwrap();
+    let journal = dir.join("state/pstn.json.journal");
+    std::fs::write(&journal, format!("{}\npstn:00000000-0000-4000-8000-0000000", moved.as_str().unwrap())).unwrap();
+
     // A wider poll an instant later: only the row 60 hours back is new.
     let out = run(&["pstn", "--since", "3d", "--checkpoint", cp_arg], &env);
     assert!(out.status.success(), "{}{}", out.stdout_text(), out.stderr_text());
@@ -98,6 +106,11 @@ fn polls_over_overlapping_windows_ship_each_row_once_at_cloud_latency() {
     let accepted = s.accepted();
     assert_eq!(accepted["TeamsPstnCall_CL"].len(), 2_301);
     assert!(ids(&accepted["TeamsPstnCall_CL"]).contains("00000000-0000-4000-8000-000000009999"));
+    assert!(!journal.exists(), "the journal is folded into the checkpoint");
+    let c: Value = serde_json::from_slice(&std::fs::read(&cp).unwrap()).unwrap();
+    let keys = c["shipped"].as_array().unwrap();
+    assert_eq!(keys.len(), 2_341);
+    assert!(keys.contains(&moved) && keys.iter().all(|k| k.as_str().unwrap().contains('@')), "{c}");
 
     // A narrower poll beside them keeps every key a 48-hour poll may list again; keys of rows that
     // started more than 7 days back are forgotten. Plant one such key.

@@ -81,8 +81,8 @@ pub fn landed(s: &StandIns) -> BTreeMap<(String, String), usize> {
     out
 }
 
-/// The calls with rows in every callRecord table that has rows (a call's tables are POSTed together, so one may be in
-/// before another).
+/// The calls with rows in every callRecord table that has rows (a call's tables are POSTed
+/// together, so one may be in before another).
 pub fn complete_calls(s: &StandIns) -> BTreeSet<String> {
     let rows = landed(s);
     let tables: BTreeSet<&String> = rows.keys().map(|(_, t)| t).collect();
